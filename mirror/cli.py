@@ -1,0 +1,168 @@
+"""The ``mirror`` command: parse options, build objects, call the library, report.
+
+This is the only module that prints. Every :class:`~mirror.errors.MirrorError` becomes a one-line
+``error: …`` on stderr and exit status 1, here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from mirror import __version__
+from mirror.errors import InvalidSpec, MirrorError
+from mirror.spec import SPEC_FILENAME, load_spec, starter_spec, write_starter_spec
+from mirror.targets import Target, host_target
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Group(click.Group):
+    """Turns the library's one error root into a one-line message and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MirrorError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+def spec_option(func: F) -> F:
+    """``--spec PATH``: the workspace's mirror.toml (relative paths in it are relative to its directory)."""
+    return click.option(
+        "--spec",
+        "spec_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=SPEC_FILENAME,
+        show_default=True,
+        envvar="MIRROR_SPEC",
+        help="The workspace spec; relative paths in it resolve against its directory.",
+    )(func)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="offline-mirror")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """Mirror Python packages for networks with no route to PyPI.
+
+    Lock for every target platform (build requirements included), fetch, index, serve, configure clients,
+    and prove that installs and builds work offline.
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+# -- mirror init ----------------------------------------------------------------------------------------------
+
+
+def _parse_target_option(value: str) -> Target:
+    """``PLATFORM[:PYTHON]``, e.g. ``linux/arm64:3.12`` or ``manylinux_2_28_aarch64:3.11``."""
+    platform, _, python = value.partition(":")
+    python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
+    try:
+        return Target.create(platform, python)
+    except InvalidSpec as exc:
+        raise InvalidSpec("--target", f"{value!r}: {exc.detail}") from None
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=".")
+@click.option(
+    "-t",
+    "--target",
+    "target_values",
+    multiple=True,
+    metavar="PLATFORM[:PYTHON]",
+    help="Add a target, e.g. linux/arm64:3.12 (the host is always the first target).",
+)
+@click.option("-p", "--package", "packages", multiple=True, metavar="REQ", help="Add a requirement to mirror.")
+@click.option("--upstream", default="https://pypi.org/simple", show_default=True, help="The index to mirror from.")
+@click.option("--force", is_flag=True, help="Overwrite an existing mirror.toml.")
+def init(
+    directory: Path, target_values: tuple[str, ...], packages: tuple[str, ...], upstream: str, force: bool
+) -> None:
+    """Write a commented starter mirror.toml into DIRECTORY.
+
+    The host is the first target. requirements.txt, pyproject.toml and uv.lock found in DIRECTORY become
+    sources.
+    """
+    targets = [host_target()]
+    for value in target_values:
+        target = _parse_target_option(value)
+        same = [i for i, t in enumerate(targets) if t.name == target.name]
+        if same:
+            targets[same[0]] = target  # an explicit --target for the host's platform replaces the host's
+        else:
+            targets.append(target)
+    found = {name: (directory / name).is_file() for name in ("requirements.txt", "pyproject.toml", "uv.lock")}
+    text = starter_spec(
+        targets,
+        requirements=["requirements.txt"] if found["requirements.txt"] else [],
+        projects=["."] if found["pyproject.toml"] else [],
+        uv_locks=["uv.lock"] if found["uv.lock"] else [],
+        packages=list(packages),
+        upstream=upstream,
+    )
+    path = write_starter_spec(directory, text, force=force)
+    click.echo(f"wrote {path}")
+    click.echo(f"  targets: {', '.join(t.name for t in targets)}")
+    used = [name for name, present in found.items() if present] + [f"'{p}'" for p in packages]
+    click.echo(f"  sources: {', '.join(used) if used else 'none yet: edit [sources]'}")
+    spec_arg = "" if path == Path(SPEC_FILENAME) else f" --spec {path}"
+    click.echo(f"next: mirror targets{spec_arg}")
+
+
+# -- mirror targets -------------------------------------------------------------------------------------------
+
+
+def _target_report(target: Target, tag_limit: int) -> dict[str, object]:
+    tags = [str(tag) for tag in target.tags()]
+    return {
+        "name": target.name,
+        "platform": target.platform,
+        "python": target.python,
+        "implementation": target.implementation,
+        **{k: v for k, v in target.to_dict().items() if k in ("glibc", "musl", "macos")},
+        "uv_python_platform": target.uv_python_platform,
+        "uv_environment": target.uv_environment(),
+        "markers": target.marker_environment(),
+        "tag_count": len(tags),
+        "tags": tags[:tag_limit] if tag_limit else tags,
+    }
+
+
+@main.command()
+@spec_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--tags", "tag_limit", type=click.IntRange(min=0), default=8, show_default=True, help="Tags to show (0: all)."
+)
+def targets(spec_path: Path, as_json: bool, tag_limit: int) -> None:
+    """Show each target: uv platform, marker environment and the wheel tags it accepts, best first."""
+    spec = load_spec(spec_path)
+    reports = [_target_report(t, tag_limit) for t in spec.targets]
+    if as_json:
+        click.echo(json.dumps(reports, indent=2))
+        return
+    for target, report in zip(spec.targets, reports, strict=True):
+        click.echo(f"{click.style(target.name, bold=True)}  {target.describe()}")
+        uv_env = " ".join(f"{k}={v}" for k, v in target.uv_environment().items())
+        click.echo(
+            f"  uv:      {uv_env + ' ' if uv_env else ''}--python-platform {target.uv_python_platform}"
+            f" --python-version {target.python}"
+        )
+        markers = target.marker_environment()
+        shown = ("sys_platform", "platform_machine", "platform_system", "os_name", "python_full_version")
+        click.echo("  markers: " + "  ".join(f"{k}={markers[k]}" for k in shown))
+        tags = report["tags"]
+        assert isinstance(tags, list)
+        more = f", … ({report['tag_count']} in all)" if len(tags) < len(target.tags()) else ""
+        click.echo(f"  tags:    {', '.join(tags)}{more}")

@@ -1,0 +1,376 @@
+"""The workspace spec, ``mirror.toml``: what to mirror, for which targets, from where, under which policy.
+
+``parse_spec`` is pure (TOML text in, frozen dataclasses out); ``load_spec`` is the file edge. Every bad key,
+type or value raises :class:`~mirror.errors.InvalidSpec` naming the key path, e.g.
+``target[1].platform: 'linux/amd65' is not a known platform; known: …``. Relative paths are resolved
+against the directory holding the spec.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, cast
+from urllib.parse import urlsplit
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from mirror import atomic
+from mirror.errors import InvalidSpec
+from mirror.targets import Target
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+SPEC_FILENAME = "mirror.toml"
+PYPI_SIMPLE = "https://pypi.org/simple"
+SdistPolicy = Literal["when-needed", "always", "never"]
+SDIST_POLICIES: tuple[SdistPolicy, ...] = ("when-needed", "always", "never")
+
+_TABLES = ("mirror", "target", "sources", "policy")
+_MIRROR_KEYS = ("upstream", "wheelhouse", "lockfiles")
+_SOURCE_KEYS = ("requirements", "projects", "uv-locks", "packages")
+_PROJECT_KEYS = ("path", "extras", "groups")
+_POLICY_KEYS = ("sdists", "build-wheels")
+_NAME_RE = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProjectSource:
+    """A ``pyproject.toml`` project whose dependencies (and build system) are mirrored."""
+
+    path: Path
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Sources:
+    """Everything the lock starts from."""
+
+    requirements: tuple[Path, ...] = ()
+    projects: tuple[ProjectSource, ...] = ()
+    uv_locks: tuple[Path, ...] = ()
+    packages: tuple[str, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.requirements or self.projects or self.uv_locks or self.packages)
+
+    def files(self) -> list[tuple[str, Path]]:
+        """Every file the sources name, with the key that names it (``sources.requirements[0]``)."""
+        named = [(f"sources.requirements[{i}]", p) for i, p in enumerate(self.requirements)]
+        named += [(f"sources.projects[{i}].path", p.path / "pyproject.toml") for i, p in enumerate(self.projects)]
+        named += [(f"sources.uv-locks[{i}]", p) for i, p in enumerate(self.uv_locks)]
+        return named
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Policy:
+    """What to keep and build."""
+
+    sdists: SdistPolicy = "when-needed"
+    build_wheels: bool = True
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Spec:
+    """A parsed ``mirror.toml``; all paths are absolute."""
+
+    path: Path
+    upstream: str = PYPI_SIMPLE
+    wheelhouse: Path
+    lockfiles: Path
+    targets: tuple[Target, ...]
+    sources: Sources = field(default_factory=Sources)
+    policy: Policy = field(default_factory=Policy)
+
+    @property
+    def root(self) -> Path:
+        """The workspace directory (the one holding mirror.toml)."""
+        return self.path.parent
+
+    def target(self, name: str) -> Target:
+        """The target called ``name``; an :class:`InvalidSpec` listing the known names otherwise."""
+        for target in self.targets:
+            if target.name == name:
+                return target
+        known = ", ".join(t.name for t in self.targets)
+        raise InvalidSpec("target", f"no target named {name!r}; known: {known}", file=str(self.path))
+
+    def select(self, names: Sequence[str]) -> tuple[Target, ...]:
+        """The named targets, in spec order; all of them when ``names`` is empty."""
+        if not names:
+            return self.targets
+        chosen = {self.target(name).name for name in names}
+        return tuple(t for t in self.targets if t.name in chosen)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object], *, path: Path) -> Spec:
+        """Build a spec from the parsed TOML document of the file at ``path``."""
+        _check_keys(data, _TABLES, "", what="table")
+        root = path.parent
+        mirror = _table(data, "mirror")
+        _check_keys(mirror, _MIRROR_KEYS, "mirror")
+        upstream = _upstream(_str(mirror, "upstream", "mirror", PYPI_SIMPLE))
+        wheelhouse = _path(root, _str(mirror, "wheelhouse", "mirror", "wheelhouse"), "mirror.wheelhouse")
+        lockfiles = _path(root, _str(mirror, "lockfiles", "mirror", "lockfiles"), "mirror.lockfiles")
+
+        raw_targets = data.get("target", [])
+        if not isinstance(raw_targets, list) or not all(isinstance(t, dict) for t in raw_targets):
+            raise InvalidSpec("target", "expected an array of tables ([[target]])")
+        if not raw_targets:
+            raise InvalidSpec("target", "no target; add at least one [[target]] with platform and python")
+        targets = tuple(Target.from_dict(t, where=f"target[{i}]") for i, t in enumerate(raw_targets))
+        seen: dict[str, int] = {}
+        for i, target in enumerate(targets):
+            if target.name in seen:
+                raise InvalidSpec(
+                    f"target[{i}].name",
+                    f"{target.name!r} is already the name of target[{seen[target.name]}];"
+                    ' give one of them a distinct name = "..."',
+                )
+            seen[target.name] = i
+
+        return cls(
+            path=path,
+            upstream=upstream,
+            wheelhouse=wheelhouse,
+            lockfiles=lockfiles,
+            targets=targets,
+            sources=_sources(_table(data, "sources"), root),
+            policy=_policy(_table(data, "policy")),
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """A TOML-shaped document; paths relative to the workspace where they are inside it."""
+
+        def rel(p: Path) -> str:
+            try:
+                return p.relative_to(self.root).as_posix() or "."
+            except ValueError:
+                return str(p)
+
+        return {
+            "mirror": {"upstream": self.upstream, "wheelhouse": rel(self.wheelhouse), "lockfiles": rel(self.lockfiles)},
+            "target": [t.to_dict() for t in self.targets],
+            "sources": {
+                "requirements": [rel(p) for p in self.sources.requirements],
+                "projects": [
+                    {"path": rel(p.path), "extras": list(p.extras), "groups": list(p.groups)}
+                    for p in self.sources.projects
+                ],
+                "uv-locks": [rel(p) for p in self.sources.uv_locks],
+                "packages": list(self.sources.packages),
+            },
+            "policy": {"sdists": self.policy.sdists, "build-wheels": self.policy.build_wheels},
+        }
+
+
+def parse_spec(text: str, path: Path) -> Spec:
+    """Parse the TOML ``text`` of the spec file at ``path`` (the file itself is not read)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidSpec("", f"not valid TOML: {exc}", file=str(path)) from None
+    try:
+        return Spec.from_dict(data, path=path.absolute())
+    except InvalidSpec as exc:
+        if exc.file is None:
+            raise InvalidSpec(exc.key, exc.detail, file=str(path)) from None
+        raise
+
+
+def load_spec(path: Path) -> Spec:
+    """Read and parse ``path``, and check that every file its sources name exists."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidSpec("", "no such file; create one with 'mirror init'", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidSpec("", f"cannot read: {exc}", file=str(path)) from None
+    spec = parse_spec(text, path)
+    for key, file in spec.sources.files():
+        if not file.is_file():
+            raise InvalidSpec(key, f"{str(file)!r} does not exist", file=str(path))
+    return spec
+
+
+# -- the starter spec ---------------------------------------------------------------------------------------
+
+
+def starter_spec(
+    targets: Sequence[Target],
+    *,
+    requirements: Sequence[str] = (),
+    projects: Sequence[str] = (),
+    uv_locks: Sequence[str] = (),
+    packages: Sequence[str] = (),
+    upstream: str = PYPI_SIMPLE,
+) -> str:
+    """The commented ``mirror.toml`` that ``mirror init`` writes."""
+
+    def array(values: Sequence[str]) -> str:
+        return "[" + ", ".join(json.dumps(v) for v in values) + "]"
+
+    lines = [
+        "# offline-mirror workspace: what to mirror, for which targets, from where.",
+        "# Paths are relative to this file. Reference: docs/spec.md",
+        "",
+        "[mirror]",
+        "# upstream: any PEP 503/691 simple index; wheelhouse: downloaded files and the generated index;",
+        "# lockfiles: one lock per target, plus the manifest every later stage reads",
+        f"upstream = {json.dumps(_upstream(upstream))}",
+        'wheelhouse = "wheelhouse"',
+        'lockfiles = "lockfiles"',
+        "",
+        "# One [[target]] per deployment platform x Python version.",
+        "# platform: linux/amd64, linux/arm64, linux/amd64/musl, linux/arm64/musl, macos/arm64, macos/amd64,",
+        "#           windows/amd64, windows/arm64, windows/386, or a wheel platform tag (manylinux_2_28_aarch64).",
+        '# Optional: glibc = "2.28" (glibc Linux), musl = "1.2", macos = "13.0", name = "…".',
+    ]
+    for target in targets:
+        lines += ["[[target]]"]
+        lines += [f"{key} = {json.dumps(value)}" for key, value in target.to_dict().items()]
+        lines += [""]
+    lines += [
+        "[sources]",
+        "# pip requirements files (-r/-c includes, extras, markers and hashes are understood)",
+        f"requirements = {array(requirements)}",
+        "# pyproject.toml projects: dependencies, chosen extras and dependency groups, and their build-system",
+        "projects = [" + ", ".join(f"{{ path = {json.dumps(p)}, extras = [], groups = [] }}" for p in projects) + "]",
+        "# uv.lock files: their pinned versions are kept exactly",
+        f"uv-locks = {array(uv_locks)}",
+        "# plain requirement strings",
+        f"packages = {array(packages)}",
+        "",
+        "[policy]",
+        'sdists = "when-needed"   # "when-needed": only where no wheel fits a target | "always" | "never"',
+        "build-wheels = true      # build wheels from sdists for targets this host can build for",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_starter_spec(directory: Path, text: str, *, force: bool = False) -> Path:
+    """Write ``text`` as ``directory/mirror.toml`` (atomically); refuse to overwrite unless ``force``."""
+    path = directory / SPEC_FILENAME
+    if path.exists() and not force:
+        raise InvalidSpec("", "already exists; pass --force to overwrite it", file=str(path))
+    parse_spec(text, path)  # never write a spec that does not load
+    atomic.write_text(path, text)
+    return path
+
+
+# -- helpers --------------------------------------------------------------------------------------------------
+
+
+def _check_keys(data: Mapping[str, object], allowed: Sequence[str], where: str, *, what: str = "key") -> None:
+    for key in data:
+        if key not in allowed:
+            path = f"{where}.{key}" if where else key
+            raise InvalidSpec(path, f"unknown {what}; expected one of: {', '.join(allowed)}")
+
+
+def _table(data: Mapping[str, object], key: str) -> Mapping[str, object]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise InvalidSpec(key, f"expected a table ([{key}]), got {type(value).__name__}")
+    return cast(Mapping[str, object], value)
+
+
+def _str(data: Mapping[str, object], key: str, where: str, default: str) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidSpec(f"{where}.{key}", f"expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _str_list(data: Mapping[str, object], key: str, where: str) -> list[str]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise InvalidSpec(f"{where}.{key}", f"expected an array of strings, got {type(value).__name__} {value!r}")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            raise InvalidSpec(f"{where}.{key}[{i}]", f"expected a non-empty string, got {item!r}")
+    return [item.strip() for item in value]
+
+
+def _path(root: Path, value: str, key: str) -> Path:
+    if "\x00" in value:
+        raise InvalidSpec(key, f"{value!r} is not a valid path")
+    return (root / value).resolve()
+
+
+def _upstream(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
+        raise InvalidSpec(
+            "mirror.upstream", f"{value!r} is not an index URL; expected http(s)://host/simple or file:///path"
+        )
+    return value.rstrip("/")
+
+
+def _names(values: list[str], key: str) -> tuple[str, ...]:
+    for i, value in enumerate(values):
+        if not _NAME_RE.fullmatch(value):
+            raise InvalidSpec(f"{key}[{i}]", f"{value!r} is not a valid name (PEP 508)")
+    return tuple(str(canonicalize_name(v)) for v in values)
+
+
+def _sources(data: Mapping[str, object], root: Path) -> Sources:
+    _check_keys(data, _SOURCE_KEYS, "sources")
+    projects: list[ProjectSource] = []
+    raw_projects = data.get("projects", [])
+    if not isinstance(raw_projects, list):
+        raise InvalidSpec("sources.projects", 'expected an array of tables such as { path = "." }')
+    for i, item in enumerate(raw_projects):
+        where = f"sources.projects[{i}]"
+        if isinstance(item, str):
+            item = {"path": item}
+        if not isinstance(item, dict):
+            raise InvalidSpec(where, f'expected a table such as {{ path = "." }} or a path, got {item!r}')
+        _check_keys(item, _PROJECT_KEYS, where)
+        projects.append(
+            ProjectSource(
+                path=_path(root, _str(item, "path", where, "."), f"{where}.path"),
+                extras=_names(_str_list(item, "extras", where), f"{where}.extras"),
+                groups=_names(_str_list(item, "groups", where), f"{where}.groups"),
+            )
+        )
+    packages = _str_list(data, "packages", "sources")
+    for i, package in enumerate(packages):
+        try:
+            Requirement(package)
+        except InvalidRequirement as exc:
+            reason = str(exc).splitlines()[0]
+            raise InvalidSpec(f"sources.packages[{i}]", f"{package!r} is not a valid requirement: {reason}") from None
+    return Sources(
+        requirements=tuple(
+            _path(root, p, f"sources.requirements[{i}]")
+            for i, p in enumerate(_str_list(data, "requirements", "sources"))
+        ),
+        projects=tuple(projects),
+        uv_locks=tuple(
+            _path(root, p, f"sources.uv-locks[{i}]") for i, p in enumerate(_str_list(data, "uv-locks", "sources"))
+        ),
+        packages=tuple(packages),
+    )
+
+
+def _policy(data: Mapping[str, object]) -> Policy:
+    _check_keys(data, _POLICY_KEYS, "policy")
+    sdists = data.get("sdists", "when-needed")
+    if sdists not in SDIST_POLICIES:
+        raise InvalidSpec("policy.sdists", f"{sdists!r} is not a policy; expected one of: {', '.join(SDIST_POLICIES)}")
+    build_wheels = data.get("build-wheels", True)
+    if not isinstance(build_wheels, bool):
+        raise InvalidSpec("policy.build-wheels", f"expected true or false, got {build_wheels!r}")
+    return Policy(sdists=sdists, build_wheels=build_wheels)
