@@ -1,0 +1,72 @@
+"""Shared fixtures: a local upstream index (see tests/upstream.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from tests.upstream import (
+    DEFAULT_RELEASES,
+    Catalog,
+    Release,
+    Upstream,
+    build_dists,
+    serve_dir,
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Also declared in pyproject.toml; registering twice is harmless and keeps this file
+    # usable on its own.
+    config.addinivalue_line("markers", "network: needs the real PyPI (deselect with -m 'not network')")
+
+
+@pytest.fixture(scope="session")
+def upstream_catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    """The default fixture distributions (DEFAULT_RELEASES + repacked setuptools/wheel/packaging)."""
+    return build_dists(tmp_path_factory.mktemp("upstream") / "files")
+
+
+@pytest.fixture(scope="session")
+def upstream(upstream_catalog: Catalog) -> Iterator[Upstream]:
+    """One index server for the whole session. Tests that inject faults or read the request log
+    should use ``clean_upstream`` (or call ``upstream.reset()`` themselves)."""
+    with serve_dir(upstream_catalog.files_dir, yanked=upstream_catalog.yanked) as server:
+        yield server
+
+
+@pytest.fixture
+def clean_upstream(upstream: Upstream) -> Iterator[Upstream]:
+    """The session server with an empty request log and no faults, reset again afterwards."""
+    upstream.reset()
+    yield upstream
+    upstream.reset()
+
+
+MakeUpstream = Callable[..., Upstream]
+
+
+@pytest.fixture
+def make_upstream(tmp_path: Path) -> Iterator[MakeUpstream]:
+    """A factory for private index servers: ``make_upstream(releases, repack=(), absolute_urls=False)``.
+
+    Each call builds the releases into its own directory and serves it until the test ends.
+    """
+    with ExitStack() as stack:
+        count = 0
+
+        def make(
+            releases: Iterable[Release] = DEFAULT_RELEASES,
+            *,
+            repack: Iterable[str] = (),
+            absolute_urls: bool = False,
+        ) -> Upstream:
+            nonlocal count
+            count += 1
+            catalog = build_dists(tmp_path / f"upstream-{count}", releases, repack)
+            return stack.enter_context(serve_dir(catalog.files_dir, yanked=catalog.yanked, absolute_urls=absolute_urls))
+
+        yield make
