@@ -58,6 +58,8 @@ def main(verbose: int) -> None:
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if verbose < 2:  # urllib3 announces every retry; the final error says what failed
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 # -- mirror init ----------------------------------------------------------------------------------------------
@@ -166,3 +168,59 @@ def targets(spec_path: Path, as_json: bool, tag_limit: int) -> None:
         assert isinstance(tags, list)
         more = f", … ({report['tag_count']} in all)" if len(tags) < len(target.tags()) else ""
         click.echo(f"  tags:    {', '.join(tags)}{more}")
+
+
+# -- mirror lock ----------------------------------------------------------------------------------------------
+
+
+@main.command()
+@spec_option
+@click.option(
+    "--resolver",
+    type=click.Choice(["uv", "pip-tools"]),
+    default="uv",
+    show_default=True,
+    help="uv resolves for any target; pip-tools (pip-compile) only for this host's own platform and Python.",
+)
+@click.option("-U", "--upgrade", is_flag=True, help="Move every pin to the newest allowed version.")
+@click.option("-P", "--upgrade-package", "upgrade_packages", multiple=True, metavar="NAME", help="Move this pin.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=4, show_default=True, help="Targets in parallel.")
+def lock(spec_path: Path, resolver: str, upgrade: bool, upgrade_packages: tuple[str, ...], jobs: int) -> None:
+    """Resolve every target, with the recursive build-requirement closure, into lockfiles/."""
+    from mirror.buildreqs import BuildRequirementsFinder
+    from mirror.http import make_session
+    from mirror.lock import Locker, LockOptions, Previous
+    from mirror.lockfile import read_previous, write_lock
+    from mirror.resolve import make_resolver
+    from mirror.simple import SimpleClient
+
+    spec = load_spec(spec_path)
+    session = make_session()
+    previous = {
+        name: Previous(runtime=runtime, build=build)
+        for name, (runtime, build) in read_previous(spec.lockfiles, [t.name for t in spec.targets]).items()
+    }
+    locker = Locker(
+        spec,
+        resolver=make_resolver(resolver),
+        client=SimpleClient(spec.upstream, session),
+        finder=BuildRequirementsFinder(
+            index_url=spec.upstream, cache_dir=spec.wheelhouse / ".cache" / "build-requirements"
+        ),
+        session=session,
+        options=LockOptions(upgrade=upgrade, upgrade_packages=upgrade_packages, jobs=jobs),
+        progress=lambda message: click.echo(message, err=True),
+    )
+    result = locker.lock(previous)
+    changed = write_lock(result, spec.lockfiles)
+    for target_lock in result.targets:
+        sdists = sum(1 for p in target_lock.runtime for f in p.files if f.kind == "sdist")
+        names = [p.name for p in target_lock.build]
+        conflicts = sorted({n for n in names if names.count(n) > 1})
+        click.echo(
+            f"{target_lock.target.name}: {len(target_lock.runtime)} packages ({sdists} sdists),"
+            f" {len(target_lock.build)} build packages for {len(target_lock.needs)} builds"
+            + (f"; conflicting build versions kept: {', '.join(conflicts)}" if conflicts else "")
+        )
+    where = spec.lockfiles
+    click.echo(f"{len(changed)} files changed in {where}" if changed else f"lockfiles in {where} are up to date")

@@ -1,0 +1,38 @@
+"""The one place HTTP sessions are made: pooled, retried with backoff, with a bounded timeout.
+
+Every stage that talks to an index takes a ``requests.Session`` (injected, so tests can pass their own);
+:func:`make_session` builds the default one.
+"""
+
+from __future__ import annotations
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from mirror import __version__
+
+#: (connect, read) seconds; a stalled upstream fails instead of hanging a run.
+DEFAULT_TIMEOUT = (10.0, 60.0)
+USER_AGENT = f"offline-mirror/{__version__}"
+
+
+def make_session(*, retries: int = 4, backoff: float = 0.5, pool_size: int = 16) -> requests.Session:
+    """A pooled session retrying connection errors, 429 and 5xx (honouring Retry-After) with backoff."""
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        backoff_factor=backoff,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "HEAD"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
+    session = requests.Session()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session

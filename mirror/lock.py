@@ -1,0 +1,368 @@
+"""mirror lock: one exact resolution per target, with the recursive build-requirement closure.
+
+For each target:
+
+1. the spec's sources become root requirements and constraints (:mod:`mirror.sources`);
+2. a resolver backend pins them for the target (:mod:`mirror.resolve`; uv by default);
+3. for every pin, the target's files are chosen from the upstream's project page: the best-ranked wheel for the
+   target's tags, the sdist when no wheel fits (or always / never, by ``policy.sdists``);
+4. **build closure**: every chosen sdist and every project's own build system has its build requirements found
+   (:mod:`mirror.buildreqs`), resolved for the target, and their files chosen the same way; a build requirement
+   that is itself an sdist is followed in turn, until nothing new appears. Different sdists may need different
+   versions of the same build requirement: all are kept, and the lock says which sdist needs which.
+
+The result is written by :mod:`mirror.lockfile`. Nothing is written unless every target locked.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import requests
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from mirror.buildreqs import BuildRequirements, BuildRequirementsFinder
+from mirror.download import download_verified
+from mirror.errors import MirrorError
+from mirror.resolve import Pin, Resolver, ResolveRequest
+from mirror.simple import DistFile, SimpleClient
+from mirror.sources import Inputs, Project, collect_inputs
+from mirror.spec import SdistPolicy, Spec
+from mirror.targets import Target
+
+log = logging.getLogger(__name__)
+
+Role = Literal["runtime", "build"]
+Progress = Callable[[str], None]
+
+
+class LockError(MirrorError):
+    """A target cannot be locked."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LockOptions:
+    """How to lock."""
+
+    upgrade: bool = False
+    upgrade_packages: tuple[str, ...] = ()
+    jobs: int = 4
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LockedPackage:
+    """One pinned distribution of a target, with the files that target uses."""
+
+    name: str
+    version: str
+    role: Role
+    files: tuple[DistFile, ...]
+    via: tuple[str, ...] = ()
+
+    @property
+    def pin(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BuildNeed:
+    """What building one sdist (or one workspace project) needs, resolved for the target."""
+
+    requirer: str  # an sdist filename, or "project <name>"
+    requirements: BuildRequirements
+    pins: tuple[str, ...]  # name==version, sorted
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TargetLock:
+    """Everything one target installs and builds."""
+
+    target: Target
+    runtime: tuple[LockedPackage, ...]
+    build: tuple[LockedPackage, ...]
+    needs: tuple[BuildNeed, ...]
+
+    def files(self) -> list[DistFile]:
+        seen: dict[str, DistFile] = {}
+        for package in (*self.runtime, *self.build):
+            for file in package.files:
+                seen.setdefault(file.filename, file)
+        return [seen[name] for name in sorted(seen)]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Lock:
+    """The lock of a whole spec."""
+
+    upstream: str
+    resolver: str
+    targets: tuple[TargetLock, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Previous:
+    """The previous lockfiles of a target: their pins are the resolver's preferences."""
+
+    runtime: str | None = None
+    build: str | None = None
+
+
+def requires_python_allows(file: DistFile, target: Target) -> bool:
+    if not file.requires_python:
+        return True
+    try:
+        return SpecifierSet(file.requires_python).contains(target.python_full_version, prereleases=True)
+    except InvalidSpecifier:
+        return True  # an unparsable Requires-Python is ignored by pip and uv as well
+
+
+def choose_files(
+    files: Iterable[DistFile], *, name: str, version: str, target: Target, policy: SdistPolicy
+) -> tuple[DistFile, ...]:
+    """The files of ``name==version`` that ``target`` uses: its best wheel and/or the sdist, by policy."""
+    wanted = Version(version)
+    candidates = [f for f in files if f.version == wanted]
+    if not candidates:
+        raise LockError(f"{name} {version} for {target.name}: the upstream lists no files for this version")
+    live = [f for f in candidates if not f.yanked] or candidates  # an exact pin may use a yanked release
+    usable = [f for f in live if requires_python_allows(f, target)]
+    wheels = [f for f in usable if f.kind == "wheel" and target.accepts(f.filename)]
+    best = min(wheels, key=lambda f: (target.wheel_rank(f.filename), f.filename)) if wheels else None
+    sdists = sorted(
+        (f for f in usable if f.kind == "sdist"), key=lambda f: (not f.filename.endswith(".tar.gz"), f.filename)
+    )
+    chosen: list[DistFile] = [best] if best else []
+    if sdists and (policy == "always" or (best is None and policy == "when-needed")):
+        chosen.append(sdists[0])
+    if chosen:
+        return tuple(chosen)
+    existing = ", ".join(sorted(f.filename for f in candidates))
+    if sdists and policy == "never":
+        raise LockError(
+            f"{name} {version} for {target.name}: no wheel fits the target and policy.sdists is 'never';"
+            f" files: {existing}"
+        )
+    raise LockError(f"{name} {version} for {target.name}: no file fits {target.describe()}; files: {existing}")
+
+
+@dataclass
+class _BuildState:
+    """Per-target bookkeeping of the build closure."""
+
+    needs: dict[str, BuildNeed] = field(default_factory=dict)
+    packages: dict[tuple[str, str], tuple[tuple[DistFile, ...], set[str]]] = field(default_factory=dict)
+
+
+class Locker:
+    """Locks every target of a spec. I/O comes in through the injected resolver, client, finder and session."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        resolver: Resolver,
+        client: SimpleClient,
+        finder: BuildRequirementsFinder,
+        session: requests.Session,
+        options: LockOptions | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.spec = spec
+        self.resolver = resolver
+        self.client = client
+        self.finder = finder
+        self.session = session
+        self.options = options or LockOptions()
+        self.progress = progress or (lambda message: None)
+        self._download_locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._build_cache: dict[tuple[str, tuple[str, ...]], list[Pin]] = {}
+        self._requirements_cache: dict[str, BuildRequirements] = {}
+
+    # -- entry point -----------------------------------------------------------------------------------------
+
+    def lock(self, previous: dict[str, Previous] | None = None) -> Lock:
+        previous = previous or {}
+        targets = self.spec.targets
+        self.client.check()
+        with ThreadPoolExecutor(max_workers=max(1, min(self.options.jobs, len(targets)))) as pool:
+            futures = [pool.submit(self.lock_target, t, previous.get(t.name, Previous())) for t in targets]
+            locks = tuple(f.result() for f in futures)
+        return Lock(upstream=self.spec.upstream, resolver=self.resolver.name, targets=locks)
+
+    def lock_target(self, target: Target, previous: Previous) -> TargetLock:
+        inputs = collect_inputs(self.spec.sources, target, root=self.spec.root)
+        if not inputs.requirements and not inputs.projects:
+            raise LockError(f"{self.spec.path}: [sources] names nothing to lock")
+        self.progress(f"{target.name}: resolving")
+        excluded = tuple(p.name for p in inputs.projects)
+        pins = self.resolver.resolve(
+            ResolveRequest(
+                label=target.name,
+                target=target,
+                index_url=self.spec.upstream,
+                requirements=inputs.requirements_txt(),
+                constraints=inputs.constraints_txt(),
+                preferences=previous.runtime,
+                upgrade=self.options.upgrade,
+                upgrade_packages=self.options.upgrade_packages,
+                exclude=excluded,
+            )
+        )
+        origins = _origins(inputs)
+        runtime = tuple(
+            LockedPackage(
+                name=pin.name,
+                version=pin.version,
+                role="runtime",
+                files=files,
+                via=_via(pin, origins),
+            )
+            for pin, files in zip(pins, self._choose_all(pins, target), strict=True)
+        )
+        self.progress(f"{target.name}: {len(runtime)} packages pinned; finding build requirements")
+        state = _BuildState()
+        queue: list[tuple[str, BuildRequirements]] = []
+        for project in inputs.projects:
+            queue.append((f"project {project.name}", self._project_requirements(project)))
+        for package in runtime:
+            queue.extend(self._sdist_needs(package.files))
+        while queue:
+            requirer, requirements = queue.pop(0)
+            if requirer in state.needs:
+                continue
+            build_pins = self._resolve_build(target, requirer, requirements, previous.build)
+            state.needs[requirer] = BuildNeed(
+                requirer=requirer,
+                requirements=requirements,
+                pins=tuple(sorted(f"{p.name}=={p.version}" for p in build_pins)),
+            )
+            for pin, files in zip(build_pins, self._choose_all(build_pins, target), strict=True):
+                key = (pin.name, pin.version)
+                if key not in state.packages:
+                    state.packages[key] = (files, set())
+                    queue.extend(item for item in self._sdist_needs(files) if item[0] not in state.needs)
+                state.packages[key][1].add(requirer)
+        build = tuple(
+            LockedPackage(name=name, version=version, role="build", files=files, via=tuple(sorted(requirers)))
+            for (name, version), (files, requirers) in sorted(
+                state.packages.items(), key=lambda item: (item[0][0], Version(item[0][1]))
+            )
+        )
+        self.progress(f"{target.name}: {len(build)} build packages for {len(state.needs)} builds")
+        return TargetLock(
+            target=target,
+            runtime=tuple(sorted(runtime, key=lambda p: p.name)),
+            build=build,
+            needs=tuple(state.needs[k] for k in sorted(state.needs)),
+        )
+
+    # -- pieces ----------------------------------------------------------------------------------------------
+
+    def _choose_all(self, pins: list[Pin], target: Target) -> list[tuple[DistFile, ...]]:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            pages = list(pool.map(lambda pin: self.client.project(pin.name), pins))
+        chosen = []
+        for pin, page in zip(pins, pages, strict=True):
+            files = choose_files(
+                page.files, name=pin.name, version=pin.version, target=target, policy=self.spec.policy.sdists
+            )
+            chosen.append(tuple(self._with_hash(f) for f in files))
+        return chosen
+
+    def _with_hash(self, file: DistFile) -> DistFile:
+        """Upstreams without hashes: download the file once to learn its sha256."""
+        if file.sha256 is not None:
+            return file
+        import dataclasses
+
+        path = self._local_path(file)
+        sha256 = download_verified(self.session, file.url, path, sha256=None)
+        return dataclasses.replace(file, sha256=sha256)
+
+    def _local_path(self, file: DistFile) -> Path:
+        return self.spec.wheelhouse / "files" / file.project / file.filename
+
+    def _download(self, file: DistFile) -> Path:
+        path = self._local_path(file)
+        with self._guard:
+            file_lock = self._download_locks.setdefault(file.filename, threading.Lock())
+        with file_lock:
+            if not path.is_file():
+                self.progress(f"downloading {file.filename} to read its build system")
+                download_verified(self.session, file.url, path, sha256=file.sha256)
+        return path
+
+    def _sdist_needs(self, files: Iterable[DistFile]) -> list[tuple[str, BuildRequirements]]:
+        needs = []
+        for file in files:
+            if file.kind != "sdist":
+                continue
+            with self._guard:
+                cached = self._requirements_cache.get(file.filename)
+            if cached is None:
+                assert file.sha256 is not None
+                cached = self.finder.for_sdist(self._download(file), sha256=file.sha256)
+                with self._guard:
+                    self._requirements_cache[file.filename] = cached
+            needs.append((file.filename, cached))
+        return needs
+
+    def _project_requirements(self, project: Project) -> BuildRequirements:
+        key = f"project:{project.path}"
+        with self._guard:
+            cached = self._requirements_cache.get(key)
+        if cached is None:
+            cached = self.finder.for_project(project.path, project.build_system)
+            with self._guard:
+                self._requirements_cache[key] = cached
+        return cached
+
+    def _resolve_build(
+        self, target: Target, requirer: str, requirements: BuildRequirements, preferences: str | None
+    ) -> list[Pin]:
+        requires = tuple(sorted(set(requirements.requires)))
+        if not requires:
+            return []
+        key = (target.name, requires)
+        with self._guard:
+            cached = self._build_cache.get(key)
+        if cached is not None:
+            return cached
+        pins = self.resolver.resolve(
+            ResolveRequest(
+                label=f"{target.name}: build requirements of {requirer}",
+                target=target,
+                index_url=self.spec.upstream,
+                requirements="".join(f"{r}\n" for r in requires),
+                preferences=preferences,
+                upgrade=self.options.upgrade,
+                upgrade_packages=self.options.upgrade_packages,
+            )
+        )
+        with self._guard:
+            self._build_cache[key] = pins
+        return pins
+
+
+def _origins(inputs: Inputs) -> dict[str, list[str]]:
+    origins: dict[str, list[str]] = {}
+    for root in (*inputs.requirements, *inputs.constraints):
+        name = str(canonicalize_name(root.requirement.name))
+        if root.origin not in origins.setdefault(name, []):
+            origins[name].append(root.origin)
+    return origins
+
+
+def _via(pin: Pin, origins: dict[str, list[str]]) -> tuple[str, ...]:
+    """The resolver's annotations, with its temporary input files replaced by the real sources."""
+    kept = [v for v in pin.via if not v.startswith(("-r ", "-c "))]
+    return tuple(origins.get(pin.name, [])) + tuple(v for v in kept if v not in origins.get(pin.name, []))

@@ -1,0 +1,335 @@
+"""mirror lock against the local upstream fixture: per-target files, the build closure, outputs, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from packaging.pylock import Pylock
+
+from mirror.cli import main
+from mirror.errors import MirrorError
+from mirror.lock import choose_files
+from mirror.simple import DistFile, classify
+from mirror.targets import Target, host_target
+from tests.upstream import Upstream, isolated_env, pip_command
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+HOST = host_target()
+TARGETS = """
+[[target]]
+platform = "linux/amd64"
+python = "3.11"
+
+[[target]]
+platform = "linux/arm64"
+python = "3.12"
+
+[[target]]
+platform = "windows/amd64"
+python = "3.11"
+
+[[target]]
+platform = "linux/amd64/musl"
+python = "3.12"
+"""
+
+
+def write_spec(directory: Path, upstream: Upstream, *, packages: list[str], targets: str = TARGETS,
+               extra: str = "") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    spec = directory / "mirror.toml"
+    spec.write_text(
+        f'[mirror]\nupstream = "{upstream.url}"\n{targets}\n[sources]\npackages = {json.dumps(packages)}\n{extra}'
+    )
+    return spec
+
+
+def lock(spec: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["lock", "--spec", str(spec), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def pins(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        if "==" in line and not line.startswith(("#", " ")):
+            name, version = line.split(" ")[0].split("==")
+            out[name] = version
+    return out
+
+
+def hashes(text: str, name: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{name}=="))
+    out = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("    --hash="):
+            break
+        out.append(line.split("sha256:")[1].rstrip(" \\"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def locked(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One workspace locked for four targets; the tests below read its outputs."""
+    work = tmp_path_factory.mktemp("locked")
+    spec = write_spec(work, upstream, packages=["om-pure==2.0", "om-native", "om-sdistonly"])
+    code, _, err = lock(spec)
+    assert code == 0, err
+    return work
+
+
+def test_marker_gated_dependency_only_on_windows(locked: Path) -> None:
+    lockfiles = locked / "lockfiles"
+    assert "om-winhelper" in pins((lockfiles / "windows-amd64-cp311.txt").read_text())
+    for name in ("linux-amd64-cp311", "linux-arm64-cp312", "linux-amd64-musl-cp312"):
+        assert "om-winhelper" not in pins((lockfiles / f"{name}.txt").read_text()), name
+
+
+def test_platform_wheels_chosen_per_target(locked: Path) -> None:
+    manifest = json.loads((locked / "lockfiles" / "mirror.lock.json").read_text())
+
+    def native_files(target: str) -> list[str]:
+        (package,) = [p for p in manifest["targets"][target]["packages"]
+                      if p["name"] == "om-native" and p["role"] == "runtime"]
+        return package["files"]
+
+    assert native_files("linux-amd64-cp311") == [
+        "om_native-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"]
+    assert native_files("windows-amd64-cp311") == ["om_native-1.0-cp311-cp311-win_amd64.whl"]
+    # no cp312 aarch64 or musllinux wheel: the sdist, built on the target (or here)
+    assert native_files("linux-arm64-cp312") == ["om_native-1.0.tar.gz"]
+    assert native_files("linux-amd64-musl-cp312") == ["om_native-1.0.tar.gz"]
+
+
+def test_each_target_hashes_only_its_own_files(locked: Path, upstream_catalog: object) -> None:
+    lockfiles = locked / "lockfiles"
+    manifest = json.loads((lockfiles / "mirror.lock.json").read_text())
+    amd = hashes((lockfiles / "linux-amd64-cp311.txt").read_text(), "om-native")
+    win = hashes((lockfiles / "windows-amd64-cp311.txt").read_text(), "om-native")
+    assert len(amd) == len(win) == 1
+    assert amd != win
+    assert amd == [manifest["files"]["om_native-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"]
+                   ["sha256"]]
+
+
+def test_two_level_build_closure_with_dynamic_requirement(locked: Path) -> None:
+    manifest = json.loads((locked / "lockfiles" / "mirror.lock.json").read_text())
+    builds = {b["for"]: b for b in manifest["targets"]["linux-amd64-cp311"]["builds"]}
+    assert builds["om_sdistonly-1.0.tar.gz"]["static"] == ["om-backend", "om-buildhelper"]
+    assert builds["om_sdistonly-1.0.tar.gz"]["dynamic"] == ["om-dynamic"]
+    assert builds["om_sdistonly-1.0.tar.gz"]["pins"] == ["om-backend==1.0", "om-buildhelper==1.0", "om-dynamic==1.0"]
+    # om-buildhelper is itself an sdist: its own build requirements are locked too
+    assert builds["om_buildhelper-1.0.tar.gz"]["pins"] == ["om-backend==1.0"]
+    build_txt = (locked / "lockfiles" / "linux-amd64-cp311.build.txt").read_text()
+    assert pins(build_txt) == {"om-backend": "1.0", "om-buildhelper": "1.0", "om-dynamic": "1.0"}
+    assert "#   om_sdistonly-1.0.tar.gz: om-backend==1.0, om-buildhelper==1.0, om-dynamic==1.0" in build_txt
+    roles = {(p["name"], p["role"]) for p in manifest["targets"]["linux-amd64-cp311"]["packages"]}
+    assert ("om-buildhelper", "build") in roles and ("om-buildhelper", "runtime") not in roles
+
+
+def test_sdist_chosen_for_one_target_brings_its_build_closure_only_there(locked: Path) -> None:
+    manifest = json.loads((locked / "lockfiles" / "mirror.lock.json").read_text())
+    arm = {b["for"] for b in manifest["targets"]["linux-arm64-cp312"]["builds"]}
+    amd = {b["for"] for b in manifest["targets"]["linux-amd64-cp311"]["builds"]}
+    assert "om_native-1.0.tar.gz" in arm
+    assert "om_native-1.0.tar.gz" not in amd
+
+
+def test_requirements_txt_format(locked: Path) -> None:
+    text = (locked / "lockfiles" / "linux-amd64-cp311.txt").read_text()
+    assert text.startswith("#\n# This file is autogenerated by offline-mirror ")
+    assert "#     pip install --require-hashes -r linux-amd64-cp311.txt\n" in text
+    assert "om-dep==1.0 \\\n    --hash=sha256:" in text
+    assert "    # via om-pure\n" in text
+    assert "    # via mirror.toml packages[0]\n" in text
+
+
+def test_pylock_is_valid_pep_751(locked: Path) -> None:
+    for name in ("linux-amd64-cp311", "windows-amd64-cp311"):
+        text = (locked / "lockfiles" / f"{name}.pylock.toml").read_text()
+        document = Pylock.from_dict(tomllib.loads(text))
+        document.validate()
+        by_name = {str(p.name): p for p in document.packages}
+        assert set(by_name) == set(pins((locked / "lockfiles" / f"{name}.txt").read_text()))
+        assert by_name["om-dep"].wheels and by_name["om-dep"].wheels[0].hashes["sha256"]
+
+
+def test_relock_changes_nothing(locked: Path) -> None:
+    before = {p.name: p.read_text() for p in (locked / "lockfiles").iterdir()}
+    code, out, _ = lock(locked / "mirror.toml")
+    assert code == 0
+    assert out.splitlines()[-1] == f"lockfiles in {locked / 'lockfiles'} are up to date"
+    assert {p.name: p.read_text() for p in (locked / "lockfiles").iterdir()} == before
+
+
+def test_pip_installs_the_host_lock_with_require_hashes(upstream: Upstream, tmp_path: Path) -> None:
+    targets = f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
+    spec = write_spec(tmp_path / "ws", upstream, packages=["om-pure==2.0", "om-native"], targets=targets)
+    assert lock(spec)[0] == 0
+    home = tmp_path / "home"
+    home.mkdir()
+    done = subprocess.run(
+        [*pip_command("download", upstream.url, "--require-hashes", "--no-deps", "-d", str(tmp_path / "d"),
+                      "-r", str(spec.parent / "lockfiles" / f"{HOST.name}.txt"))],
+        env=isolated_env(home), capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
+        "om_dep-1.0-py3-none-any.whl",
+        "om_native-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "om_pure-2.0-py3-none-any.whl",
+    ]
+
+
+def test_setup_requires_and_project_build_system_are_locked(upstream: Upstream, tmp_path: Path) -> None:
+    work = tmp_path / "ws"
+    app = work / "app"
+    app.mkdir(parents=True)
+    (app / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=45", "wheel"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "app"\nversion = "1.0"\ndependencies = ["om-dep"]\n'
+    )
+    spec = write_spec(work, upstream, packages=["om-setupreq"], targets=TARGETS.split("[[target]]")[0]
+                      + "[[target]]" + TARGETS.split("[[target]]")[1], extra='projects = ["app"]\n')
+    code, _, err = lock(spec)
+    assert code == 0, err
+    manifest = json.loads((work / "lockfiles" / "mirror.lock.json").read_text())
+    builds = {b["for"]: b for b in manifest["targets"]["linux-amd64-cp311"]["builds"]}
+    assert [p.split("==")[0] for p in builds["om_setupreq-1.0.tar.gz"]["pins"]] == [
+        "om-setuphelper", "packaging", "setuptools", "wheel"]
+    assert [p.split("==")[0] for p in builds["project app"]["pins"]] == ["packaging", "setuptools", "wheel"]
+    runtime = pins((work / "lockfiles" / "linux-amd64-cp311.txt").read_text())
+    assert "app" not in runtime and runtime["om-dep"] == "1.0"
+
+
+def test_sdist_policy_never_names_package_target_and_files(upstream: Upstream, tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, upstream, packages=["om-native"], extra='[policy]\nsdists = "never"\n')
+    code, _, err = lock(spec)
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        "error: om-native 1.0 for linux-arm64-cp312: no wheel fits the target and policy.sdists is 'never';"
+        " files: om_native-1.0-cp311-cp311-macosx_11_0_arm64.whl,"
+        " om_native-1.0-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl,"
+        " om_native-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl,"
+        " om_native-1.0-cp311-cp311-musllinux_1_2_x86_64.whl, om_native-1.0-cp311-cp311-win_amd64.whl,"
+        " om_native-1.0-cp312-cp312-manylinux_2_28_x86_64.whl,"
+        " om_native-1.0-cp38-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl, om_native-1.0.tar.gz"
+    )
+    assert not (tmp_path / "lockfiles").exists()
+
+
+def test_sdist_policy_always_keeps_sdists_next_to_wheels(upstream: Upstream, tmp_path: Path) -> None:
+    targets = '[[target]]\nplatform = "linux/amd64"\npython = "3.11"\n'
+    spec = write_spec(tmp_path, upstream, packages=["om-pure==1.0"], targets=targets,
+                      extra='[policy]\nsdists = "always"\n')
+    assert lock(spec)[0] == 0
+    manifest = json.loads((tmp_path / "lockfiles" / "mirror.lock.json").read_text())
+    (package,) = [p for p in manifest["targets"]["linux-amd64-cp311"]["packages"] if p["name"] == "om-pure"]
+    assert package["files"] == ["om_pure-1.0-py3-none-any.whl", "om_pure-1.0.tar.gz"]
+    assert len(hashes((tmp_path / "lockfiles" / "linux-amd64-cp311.txt").read_text(), "om-pure")) == 2
+    # the sdist is kept, so its build closure is locked too
+    assert [b["for"] for b in manifest["targets"]["linux-amd64-cp311"]["builds"]] == ["om_pure-1.0.tar.gz"]
+
+
+def test_unknown_package_is_one_line_and_leaves_previous_locks(upstream: Upstream, tmp_path: Path) -> None:
+    targets = '[[target]]\nplatform = "linux/amd64"\npython = "3.11"\n'
+    spec = write_spec(tmp_path, upstream, packages=["om-dep"], targets=targets)
+    assert lock(spec)[0] == 0
+    before = (tmp_path / "lockfiles" / "linux-amd64-cp311.txt").read_text()
+    write_spec(tmp_path, upstream, packages=["om-dep", "om-nonexistent"], targets=targets)
+    code, _, err = lock(spec)
+    assert code == 1
+    last = err.splitlines()[-1]
+    assert last.startswith("error: linux-amd64-cp311: uv could not resolve: ")
+    assert "om-nonexistent" in last
+    assert (tmp_path / "lockfiles" / "linux-amd64-cp311.txt").read_text() == before
+
+
+def test_upgrade_package_moves_a_pin(upstream: Upstream, tmp_path: Path) -> None:
+    targets = '[[target]]\nplatform = "linux/amd64"\npython = "3.11"\n'
+    spec = write_spec(tmp_path, upstream, packages=["om-pure<2"], targets=targets)
+    assert lock(spec)[0] == 0
+    runtime = tmp_path / "lockfiles" / "linux-amd64-cp311.txt"
+    assert pins(runtime.read_text())["om-pure"] == "1.0"
+    write_spec(tmp_path, upstream, packages=["om-pure"], targets=targets)
+    assert lock(spec)[0] == 0
+    assert pins(runtime.read_text())["om-pure"] == "1.0"  # the previous pin is kept
+    assert lock(spec, "--upgrade-package", "om-pure")[0] == 0
+    assert pins(runtime.read_text())["om-pure"] == "2.0"
+
+
+def test_pip_tools_refuses_a_foreign_target(upstream: Upstream, tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, upstream, packages=["om-dep"])
+    code, _, err = lock(spec, "--resolver", "pip-tools")
+    assert code == 1
+    assert "--resolver pip-tools resolves only for this host" in err.splitlines()[-1]
+    assert "use the default uv resolver for other targets" in err
+
+
+def test_pip_tools_resolves_the_host(upstream: Upstream, tmp_path: Path) -> None:
+    targets = f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
+    spec = write_spec(tmp_path, upstream, packages=["om-pure==2.0"], targets=targets)
+    code, _, err = lock(spec, "--resolver", "pip-tools")
+    assert code == 0, err
+    text = (tmp_path / "lockfiles" / f"{HOST.name}.txt").read_text()
+    assert pins(text) == {"om-dep": "1.0", "om-pure": "2.0"}
+    assert "resolved by pip-tools from" in text
+
+
+def test_unreachable_upstream(tmp_path: Path) -> None:
+    spec = tmp_path / "mirror.toml"
+    spec.write_text('[mirror]\nupstream = "http://127.0.0.1:9/simple"\n[[target]]\nplatform = "linux/amd64"\n'
+                    'python = "3.11"\n[sources]\npackages = ["om-dep"]\n')
+    code, _, err = lock(spec)
+    assert code == 1
+    assert err.splitlines()[-1].startswith("error: ")
+    assert "127.0.0.1:9" in err.splitlines()[-1]
+
+
+def dist(filename: str, *, yanked: bool = False, requires_python: str | None = None) -> DistFile:
+    parsed = classify(filename)
+    assert parsed is not None
+    name, version, kind = parsed
+    return DistFile(filename=filename, url=f"http://x/{filename}", project=name, version=version, kind=kind,
+                    sha256="0" * 64, yanked=yanked, requires_python=requires_python)
+
+
+@pytest.mark.parametrize(
+    ("files", "policy", "expected"),
+    [
+        (["a-1.0-py3-none-any.whl", "a-1.0.tar.gz"], "when-needed", ["a-1.0-py3-none-any.whl"]),
+        (["a-1.0-py3-none-any.whl", "a-1.0.tar.gz"], "always", ["a-1.0-py3-none-any.whl", "a-1.0.tar.gz"]),
+        (["a-1.0-cp311-cp311-win_amd64.whl", "a-1.0.tar.gz"], "when-needed", ["a-1.0.tar.gz"]),
+        (["a-1.0.zip", "a-1.0.tar.gz"], "when-needed", ["a-1.0.tar.gz"]),
+        (["a-1.0-py3-none-any.whl", "a-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"], "never",
+         ["a-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"]),
+        (["a-1.0-py3-none-any.whl", "a-2.0-py3-none-any.whl"], "when-needed", ["a-1.0-py3-none-any.whl"]),
+    ],
+)
+def test_choose_files(files: list[str], policy: str, expected: list[str]) -> None:
+    target = Target.create("linux/amd64", "3.11")
+    chosen = choose_files([dist(f) for f in files], name="a", version="1.0", target=target, policy=policy)  # type: ignore[arg-type]
+    assert [f.filename for f in chosen] == expected
+
+
+def test_choose_files_skips_yanked_and_wrong_requires_python() -> None:
+    target = Target.create("linux/amd64", "3.11")
+    files = [dist("a-1.0-py3-none-any.whl", yanked=True), dist("a-1.0-cp311-cp311-linux_x86_64.whl",
+             requires_python=">=3.12"), dist("a-1.0.tar.gz")]
+    chosen = choose_files(files, name="a", version="1.0", target=target, policy="when-needed")
+    assert [f.filename for f in chosen] == ["a-1.0.tar.gz"]
+    only_yanked = [dist("a-1.0-py3-none-any.whl", yanked=True)]
+    assert [f.filename for f in choose_files(only_yanked, name="a", version="1.0", target=target,
+                                             policy="when-needed")] == ["a-1.0-py3-none-any.whl"]
+    with pytest.raises(MirrorError, match=r"^a 2.0 for linux-amd64-cp311: the upstream lists no files"):
+        choose_files(only_yanked, name="a", version="2.0", target=target, policy="when-needed")
