@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,15 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 log = logging.getLogger(__name__)
+
+# pyproject_hooks re-raises the backend's own warnings (deprecated classifiers and the like) in this process;
+# they are about the package being inspected, not about mirroring it.
+try:
+    from pyproject_hooks import BuildBackendWarning
+
+    warnings.filterwarnings("ignore", category=BuildBackendWarning)
+except ImportError:  # pyproject_hooks < 1.1 does not re-raise them
+    pass
 
 HOOK_TIMEOUT = 600
 CACHE_VERSION = 1
