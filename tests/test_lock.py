@@ -333,3 +333,32 @@ def test_choose_files_skips_yanked_and_wrong_requires_python() -> None:
                                              policy="when-needed")] == ["a-1.0-py3-none-any.whl"]
     with pytest.raises(MirrorError, match=r"^a 2.0 for linux-amd64-cp311: the upstream lists no files"):
         choose_files(only_yanked, name="a", version="2.0", target=target, policy="when-needed")
+
+
+def test_conflicting_build_versions_are_all_kept(make_upstream: object, tmp_path: Path) -> None:
+    from tests.upstream import BackendSdist, Release
+
+    releases = [
+        Release(name="om-backend", version="1.0"),
+        Release(name="om-backend", version="2.0"),
+        Release(name="om-old", version="1.0", wheel_tags=(), sdist=BackendSdist(build_requires=("om-backend<2",))),
+        Release(name="om-new", version="1.0", wheel_tags=(), sdist=BackendSdist(build_requires=("om-backend>=2",))),
+    ]
+    # om_backend.py ships in every om-backend wheel the fixture builds, so both versions are real backends
+    up = make_upstream(releases)  # type: ignore[operator]
+    targets = '[[target]]\nplatform = "linux/amd64"\npython = "3.11"\n'
+    spec = write_spec(tmp_path, up, packages=["om-old", "om-new"], targets=targets)
+    code, _, err = lock(spec)
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "lockfiles" / "mirror.lock.json").read_text())
+    builds = {b["for"]: b["pins"] for b in manifest["targets"]["linux-amd64-cp311"]["builds"]}
+    assert builds == {"om_new-1.0.tar.gz": ["om-backend==2.0"], "om_old-1.0.tar.gz": ["om-backend==1.0"]}
+    build_packages = [(p["name"], p["version"], p["needed_by"]) for p in manifest["targets"]["linux-amd64-cp311"]
+                      ["packages"] if p["role"] == "build"]
+    assert build_packages == [("om-backend", "1.0", ["om_old-1.0.tar.gz"]),
+                              ("om-backend", "2.0", ["om_new-1.0.tar.gz"])]
+    text = (tmp_path / "lockfiles" / "linux-amd64-cp311.build.txt").read_text()
+    assert "# NOT CONSISTENT: builds need different versions of om-backend;" in text
+    assert "\n# om-backend==1.0 \\\n#   --hash=sha256:" in text  # the older one is commented out
+    assert "\nom-backend==2.0 \\\n    --hash=sha256:" in text
+    assert pins(text) == {"om-backend": "2.0"}
