@@ -190,7 +190,7 @@ def lock(spec_path: Path, resolver: str, upgrade: bool, upgrade_packages: tuple[
     from mirror.buildreqs import BuildRequirementsFinder
     from mirror.http import make_session
     from mirror.lock import Locker, LockOptions, Previous
-    from mirror.lockfile import read_previous, write_lock
+    from mirror.lockfile import read_previous, to_manifest, write_lock
     from mirror.resolve import make_resolver
     from mirror.simple import SimpleClient
 
@@ -212,7 +212,7 @@ def lock(spec_path: Path, resolver: str, upgrade: bool, upgrade_packages: tuple[
         progress=lambda message: click.echo(message, err=True),
     )
     result = locker.lock(previous)
-    changed = write_lock(result, spec.lockfiles)
+    changed = write_lock(to_manifest(result), spec.lockfiles)
     for target_lock in result.targets:
         sdists = sum(1 for p in target_lock.runtime for f in p.files if f.kind == "sdist")
         names = [p.name for p in target_lock.build]
