@@ -17,7 +17,8 @@ import click
 
 from mirror import __version__
 from mirror.errors import InvalidSpec, MirrorError
-from mirror.spec import SPEC_FILENAME, load_spec, starter_spec, write_starter_spec
+from mirror.manifest import FileEntry
+from mirror.spec import SPEC_FILENAME, Spec, load_spec, starter_spec, write_starter_spec
 from mirror.targets import Target, host_target
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -173,20 +174,27 @@ def targets(spec_path: Path, as_json: bool, tag_limit: int) -> None:
 # -- mirror lock ----------------------------------------------------------------------------------------------
 
 
-@main.command()
-@spec_option
-@click.option(
-    "--resolver",
-    type=click.Choice(["uv", "pip-tools"]),
-    default="uv",
-    show_default=True,
-    help="uv resolves for any target; pip-tools (pip-compile) only for this host's own platform and Python.",
-)
-@click.option("-U", "--upgrade", is_flag=True, help="Move every pin to the newest allowed version.")
-@click.option("-P", "--upgrade-package", "upgrade_packages", multiple=True, metavar="NAME", help="Move this pin.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=4, show_default=True, help="Targets in parallel.")
-def lock(spec_path: Path, resolver: str, upgrade: bool, upgrade_packages: tuple[str, ...], jobs: int) -> None:
-    """Resolve every target, with the recursive build-requirement closure, into lockfiles/."""
+def _lock_options(func: F) -> F:
+    for option in reversed(
+        [
+            click.option(
+                "--resolver",
+                type=click.Choice(["uv", "pip-tools"]),
+                default="uv",
+                show_default=True,
+                help="uv resolves for any target; pip-tools (pip-compile) only for this host's platform and Python.",
+            ),
+            click.option("-U", "--upgrade", is_flag=True, help="Move every pin to the newest allowed version."),
+            click.option(
+                "-P", "--upgrade-package", "upgrade_packages", multiple=True, metavar="NAME", help="Move this pin."
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _run_lock(spec: Spec, resolver: str, upgrade: bool, upgrade_packages: tuple[str, ...], jobs: int) -> None:
     from mirror.buildreqs import BuildRequirementsFinder
     from mirror.http import make_session
     from mirror.lock import Locker, LockOptions, Previous
@@ -194,7 +202,6 @@ def lock(spec_path: Path, resolver: str, upgrade: bool, upgrade_packages: tuple[
     from mirror.resolve import make_resolver
     from mirror.simple import SimpleClient
 
-    spec = load_spec(spec_path)
     session = make_session()
     previous = {
         name: Previous(runtime=runtime, build=build)
@@ -224,3 +231,182 @@ def lock(spec_path: Path, resolver: str, upgrade: bool, upgrade_packages: tuple[
         )
     where = spec.lockfiles
     click.echo(f"{len(changed)} files changed in {where}" if changed else f"lockfiles in {where} are up to date")
+
+
+@main.command()
+@spec_option
+@_lock_options
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=4, show_default=True, help="Targets in parallel.")
+def lock(spec_path: Path, resolver: str, upgrade: bool, upgrade_packages: tuple[str, ...], jobs: int) -> None:
+    """Resolve every target, with the recursive build-requirement closure, into lockfiles/."""
+    _run_lock(load_spec(spec_path), resolver, upgrade, upgrade_packages, jobs)
+
+
+# -- mirror fetch / check / sync ------------------------------------------------------------------------------
+
+
+def _size(nbytes: int) -> str:
+    value = float(nbytes)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+class _PlainProgress:
+    """One line per file when stderr is not a terminal (CI logs)."""
+
+    def start(self, files: int, nbytes: int) -> None:
+        if files:
+            click.echo(f"fetching {files} files ({_size(nbytes)})", err=True)
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def done(self, file: FileEntry) -> None:
+        click.echo(f"  fetched {file.filename}", err=True)
+
+
+class _BarProgress:
+    """A progress bar (files, bytes, rate, ETA) on a terminal."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task("fetching", total=None)
+        self._files = 0
+        self._done = 0
+
+    def __enter__(self) -> _BarProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def start(self, files: int, nbytes: int) -> None:
+        self._files = files
+        self._progress.update(self._task, total=nbytes or None, description=f"0/{files} files")
+
+    def advance(self, nbytes: int) -> None:
+        self._progress.advance(self._task, nbytes)
+
+    def done(self, file: FileEntry) -> None:
+        self._done += 1
+        self._progress.update(self._task, description=f"{self._done}/{self._files} files")
+
+
+def _run_fetch(spec: Spec, targets: tuple[str, ...], jobs: int, offline: bool) -> None:
+    from contextlib import nullcontext
+
+    from mirror.fetch import fetch
+    from mirror.http import make_session
+    from mirror.manifest import load_manifest
+
+    manifest = load_manifest(spec.lockfiles)
+    files_dir = spec.wheelhouse / "files"
+    bar = _BarProgress() if sys.stderr.isatty() and not offline else None
+    with bar if bar is not None else nullcontext():
+        result = fetch(
+            manifest,
+            files_dir,
+            session=make_session(),
+            targets=targets,
+            jobs=jobs,
+            offline=offline,
+            progress=bar or _PlainProgress(),
+        )
+    click.echo(f"{'target':<28} {'files':>6} {'size':>10} {'new':>5} {'reused':>7}")
+    for stats in result.targets:
+        click.echo(f"{stats.name:<28} {stats.files:>6} {_size(stats.nbytes):>10} {stats.new:>5} {stats.reused:>7}")
+    if offline:
+        if result.missing:
+            click.echo(f"{len(result.missing)} files missing (--offline downloads nothing):")
+            for name in result.missing:
+                click.echo(f"  {name}")
+            raise SystemExit(1)
+        click.echo("every locked file is here")
+        return
+    click.echo(
+        f"downloaded {len(result.downloaded)} files ({_size(result.nbytes)}), {len(result.reused)} already here;"
+        f" verified by sha256 in {files_dir}"
+    )
+
+
+def _fetch_options(func: F) -> F:
+    func = click.option(
+        "-t", "--target", "targets", multiple=True, metavar="NAME", help="Only this target (repeatable)."
+    )(func)
+    func = click.option(
+        "-j", "--jobs", type=click.IntRange(min=1), default=8, show_default=True, help="Concurrent downloads."
+    )(func)
+    return func
+
+
+@main.command()
+@spec_option
+@_fetch_options
+@click.option("--offline", is_flag=True, help="Download nothing; list what is missing (exit 1 if anything is).")
+def fetch(spec_path: Path, targets: tuple[str, ...], jobs: int, offline: bool) -> None:
+    """Download every locked file into wheelhouse/files, verified by sha256, resumably."""
+    _run_fetch(load_spec(spec_path), targets, jobs, offline)
+
+
+@main.command()
+@spec_option
+@click.option("-t", "--target", "targets", multiple=True, metavar="NAME", help="Only this target (repeatable).")
+def check(spec_path: Path, targets: tuple[str, ...]) -> None:
+    """Re-hash every locked file in the wheelhouse; report missing or corrupt ones (exit 1 if any)."""
+    from mirror.fetch import check as check_files
+    from mirror.fetch import stray_partials
+    from mirror.manifest import load_manifest
+
+    spec = load_spec(spec_path)
+    files_dir = spec.wheelhouse / "files"
+    result = check_files(load_manifest(spec.lockfiles), files_dir, targets=targets)
+    for name in result.missing:
+        click.echo(f"missing  {name}")
+    for line in result.corrupt:
+        click.echo(f"corrupt  {line}")
+    partials = stray_partials(files_dir)
+    if partials:
+        click.echo(f"{len(partials)} unfinished downloads (*.part) will be resumed by the next fetch")
+    click.echo(f"{len(result.ok)} ok, {len(result.missing)} missing, {len(result.corrupt)} corrupt")
+    if result.missing or result.corrupt:
+        raise SystemExit(1)
+
+
+@main.command()
+@spec_option
+@_lock_options
+@_fetch_options
+def sync(
+    spec_path: Path,
+    resolver: str,
+    upgrade: bool,
+    upgrade_packages: tuple[str, ...],
+    targets: tuple[str, ...],
+    jobs: int,
+) -> None:
+    """lock, then fetch: one command from mirror.toml to a verified wheelhouse."""
+    spec = load_spec(spec_path)
+    _run_lock(spec, resolver, upgrade, upgrade_packages, 4)
+    _run_fetch(spec, targets, jobs, offline=False)

@@ -1,33 +1,47 @@
-"""Download one file, verified: nothing unverified ever appears under its final name.
+"""Download one file, verified and resumable: nothing unverified ever appears under its final name.
 
-The body streams into a temporary file in the destination directory while it is hashed; only when the sha256
-matches is the file fsynced and renamed into place. A mismatch removes the temporary file and raises an error
-naming the file, the URL, and both hashes.
+The body streams into ``.<filename>.part`` next to the destination. A dropped connection or a timeout is
+retried with backoff, resuming with an HTTP ``Range`` request where the server supports it (a server that
+answers 200 instead of 206 simply sends the whole file again). Once complete, the sha256 is compared with the
+locked one; only a match is fsynced and renamed into place. A mismatch removes the partial file and raises an
+error naming the file, the URL, and both hashes. A process killed mid-download leaves only the ``.part`` file,
+which the next run resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import requests
+from urllib3.exceptions import HTTPError as Urllib3Error
 
-from mirror import atomic
 from mirror.errors import MirrorError
 from mirror.http import DEFAULT_TIMEOUT
 
 CHUNK = 1 << 16
+ATTEMPTS = 5
+BACKOFF = 0.5
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class DownloadError(MirrorError):
-    """A file could not be downloaded, or its bytes are not the locked ones."""
+    """A file could not be downloaded."""
 
 
 class HashMismatch(DownloadError):
     """The downloaded bytes do not have the expected sha256."""
+
+
+class _Transient(Exception):
+    pass
 
 
 def sha256_file(path: Path) -> str:
@@ -39,6 +53,136 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def partial_path(dest: Path) -> Path:
+    """Where an unfinished download of ``dest`` lives (hidden, never a distribution filename)."""
+    return dest.with_name(f".{dest.name}.part")
+
+
+def _fsync_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform/filesystem can open a directory
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def download(
+    session: requests.Session,
+    url: str,
+    dest: Path,
+    *,
+    sha256: str | None,
+    size: int | None = None,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    attempts: int = ATTEMPTS,
+    on_bytes: Callable[[int], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Download ``url`` to ``dest``, verifying ``sha256`` (when given) before the file takes its name.
+
+    Returns the content's sha256. ``file://`` URLs are copied the same way.
+    """
+    advance = on_bytes or (lambda n: None)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = partial_path(dest)
+    if urlsplit(url).scheme == "file":
+        _copy(Path(url2pathname(urlsplit(url).path)), partial, dest.name, url, advance)
+    else:
+        last_error = "no attempt made"
+        for attempt in range(1, attempts + 1):
+            try:
+                _attempt(session, url, partial, dest.name, size=size, timeout=timeout, advance=advance)
+                break
+            except _Transient as exc:
+                last_error = str(exc)
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                Urllib3Error,
+            ) as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+            if attempt < attempts:
+                sleep(BACKOFF * 2 ** (attempt - 1))
+        else:
+            raise DownloadError(f"{dest.name}: cannot download {url} after {attempts} attempts: {last_error}")
+    actual = sha256_file(partial)
+    if sha256 is not None and actual != sha256.lower():
+        partial.unlink(missing_ok=True)
+        raise HashMismatch(f"{dest.name}: {url} has sha256 {actual}, expected {sha256.lower()}")
+    os.replace(partial, dest)
+    _fsync_directory(dest.parent)
+    return actual
+
+
+def _attempt(
+    session: requests.Session,
+    url: str,
+    partial: Path,
+    name: str,
+    *,
+    size: int | None,
+    timeout: tuple[float, float],
+    advance: Callable[[int], None],
+) -> None:
+    offset = partial.stat().st_size if partial.exists() else 0
+    if size is not None and offset > size:
+        partial.unlink()
+        offset = 0
+    if size is not None and offset == size and offset > 0:
+        return  # complete already (killed before the rename): the hash check decides
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    with session.get(url, stream=True, timeout=timeout, headers=headers) as response:
+        status = response.status_code
+        if status == 416 and offset:
+            partial.unlink()  # our partial file is not a prefix of theirs: start again
+            raise _Transient(f"HTTP 416 for a resumed download of {name}")
+        if status in _TRANSIENT_STATUS:
+            raise _Transient(f"HTTP {status}")
+        if status == 206 and offset:
+            if not response.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
+                partial.unlink()
+                raise _Transient(f"unexpected Content-Range {response.headers.get('Content-Range')!r}")
+            mode = "ab"
+            advance(offset)
+        elif status == 200:
+            mode = "wb"  # the server ignored Range (or there was nothing to resume)
+        else:
+            raise DownloadError(f"{name}: {url} answered HTTP {status}")
+        # Count the bytes ourselves instead of letting urllib3 raise on a short body: it would drop what it had
+        # already read, and those bytes are what a Range request resumes from.
+        raw = response.raw
+        if hasattr(raw, "enforce_content_length"):
+            raw.enforce_content_length = False
+        with partial.open(mode) as out:
+            try:
+                for chunk in response.iter_content(CHUNK):
+                    out.write(chunk)
+                    advance(len(chunk))
+            finally:
+                out.flush()
+                os.fsync(out.fileno())
+        announced = response.headers.get("Content-Length", "")
+        received = raw.tell() if hasattr(raw, "tell") else None
+        if announced.isdigit() and received is not None and received < int(announced):
+            raise _Transient(f"connection closed after {received} of {announced} bytes")
+    # A complete response that is not the locked file is left to the hash check.
+
+
+def _copy(source: Path, partial: Path, name: str, url: str, advance: Callable[[int], None]) -> None:
+    try:
+        with source.open("rb") as handle, partial.open("wb") as out:
+            while chunk := handle.read(CHUNK):
+                out.write(chunk)
+                advance(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+    except FileNotFoundError:
+        partial.unlink(missing_ok=True)
+        raise DownloadError(f"{name}: cannot read {url}: no such file") from None
+
+
 def download_verified(
     session: requests.Session,
     url: str,
@@ -47,42 +191,17 @@ def download_verified(
     sha256: str | None,
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
 ) -> str:
-    """Download ``url`` to ``dest``; verify ``sha256`` (when given) before the file takes its name.
-
-    Returns the sha256 of the content. ``file://`` URLs are copied.
-    """
-    digest = hashlib.sha256()
-    try:
-        with atomic.atomic_writer(dest) as out:
-            if urlsplit(url).scheme == "file":
-                with Path(url2pathname(urlsplit(url).path)).open("rb") as source:
-                    while chunk := source.read(CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-            else:
-                with session.get(url, stream=True, timeout=timeout) as response:
-                    if response.status_code != 200:
-                        raise DownloadError(f"{dest.name}: {url} answered HTTP {response.status_code}")
-                    for chunk in response.iter_content(CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-            actual = digest.hexdigest()
-            if sha256 is not None and actual != sha256.lower():
-                raise HashMismatch(f"{dest.name}: {url} has sha256 {actual}, expected {sha256.lower()}")
-    except requests.RequestException as exc:
-        raise DownloadError(f"{dest.name}: cannot download {url}: {exc}") from None
-    except FileNotFoundError as exc:
-        raise DownloadError(f"{dest.name}: cannot read {url}: {exc.strerror}") from None
-    return digest.hexdigest()
+    """:func:`download` with the defaults (kept for callers that need nothing else)."""
+    return download(session, url, dest, sha256=sha256, timeout=timeout)
 
 
 def copy_verified(source: Path, dest: Path, *, sha256: str) -> None:
     """Copy a local file into place, verified like a download."""
-    digest = hashlib.sha256()
-    with atomic.atomic_writer(dest) as out, source.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-            out.write(chunk)
-        if digest.hexdigest() != sha256:
-            raise HashMismatch(f"{dest.name}: {source} has sha256 {digest.hexdigest()}, expected {sha256}")
-    shutil.copystat(source, dest)
+    partial = partial_path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, partial)
+    actual = sha256_file(partial)
+    if actual != sha256:
+        partial.unlink(missing_ok=True)
+        raise HashMismatch(f"{dest.name}: {source} has sha256 {actual}, expected {sha256}")
+    os.replace(partial, dest)

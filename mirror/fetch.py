@@ -1,0 +1,249 @@
+"""mirror fetch: download exactly the locked files, verified, concurrently, resumably; and mirror check.
+
+Files land in ``wheelhouse/files/<normalized-name>/<filename>``; a file several targets use is stored once.
+Every download is verified by sha256 before it takes its name (:mod:`mirror.download`). A small record of
+verified files (path, size, mtime, sha256) lets a re-run with nothing new finish without reading gigabytes:
+``mirror check`` re-hashes everything on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import requests
+
+from mirror import atomic
+from mirror.download import DownloadError, download, sha256_file
+from mirror.errors import MirrorError
+from mirror.manifest import FileEntry, Manifest, TargetEntry
+
+log = logging.getLogger(__name__)
+
+RECORD = ".verified.json"
+RECORD_VERSION = 1
+
+
+class FetchError(MirrorError):
+    """Some locked files could not be fetched."""
+
+
+class FetchProgress(Protocol):
+    """How fetch reports progress (the CLI draws a bar or prints lines; the library never prints)."""
+
+    def start(self, files: int, nbytes: int) -> None: ...
+
+    def advance(self, nbytes: int) -> None: ...
+
+    def done(self, file: FileEntry) -> None: ...
+
+
+class NullProgress:
+    def start(self, files: int, nbytes: int) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def done(self, file: FileEntry) -> None:
+        pass
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TargetStats:
+    """Per target: how many files it uses, their bytes, and how many were downloaded now or already here."""
+
+    name: str
+    files: int
+    nbytes: int
+    new: int
+    reused: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FetchResult:
+    downloaded: tuple[str, ...]
+    reused: tuple[str, ...]
+    missing: tuple[str, ...]  # --offline: what is not here yet
+    targets: tuple[TargetStats, ...]
+    nbytes: int  # downloaded now
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CheckResult:
+    ok: tuple[str, ...]
+    missing: tuple[str, ...]
+    corrupt: tuple[str, ...]  # "file: sha256 X, expected Y"
+
+
+class VerifiedRecord:
+    """``files/.verified.json``: files already verified, trusted while their size and mtime are unchanged."""
+
+    def __init__(self, files_dir: Path) -> None:
+        self.files_dir = files_dir
+        self.path = files_dir / RECORD
+        self._entries: dict[str, dict[str, object]] = {}
+        self._lock = threading.Lock()
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if data.get("version") == RECORD_VERSION and isinstance(data.get("files"), dict):
+                self._entries = data["files"]
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, AttributeError):
+            log.warning("%s is damaged; files will be re-hashed", self.path)
+
+    def fresh(self, file: FileEntry) -> bool:
+        """Whether the file is present and was verified with this sha256 since it last changed."""
+        path = self.files_dir / file.relpath
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return False
+        with self._lock:
+            entry = self._entries.get(file.relpath)
+        return entry == {"sha256": file.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+    def add(self, file: FileEntry) -> None:
+        stat = (self.files_dir / file.relpath).stat()
+        with self._lock:
+            self._entries[file.relpath] = {"sha256": file.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+    def forget(self, file: FileEntry) -> None:
+        with self._lock:
+            self._entries.pop(file.relpath, None)
+
+    def save(self) -> None:
+        with self._lock:
+            payload = {"version": RECORD_VERSION, "files": dict(sorted(self._entries.items()))}
+        atomic.write_text(self.path, json.dumps(payload, indent=0) + "\n")
+
+
+def files_for(targets: Iterable[TargetEntry], manifest: Manifest) -> dict[str, FileEntry]:
+    """Every file the targets use, once."""
+    return {name: manifest.files[name] for entry in targets for name in entry.filenames()}
+
+
+def fetch(
+    manifest: Manifest,
+    files_dir: Path,
+    *,
+    session: requests.Session,
+    targets: Sequence[str] = (),
+    jobs: int = 8,
+    offline: bool = False,
+    progress: FetchProgress | None = None,
+) -> FetchResult:
+    """Bring every file the chosen targets use into ``files_dir`` (all targets when none are named)."""
+    progress = progress or NullProgress()
+    chosen = manifest.select(targets)
+    wanted = files_for(chosen, manifest)
+    record = VerifiedRecord(files_dir)
+    present: list[str] = []
+    todo: list[FileEntry] = []
+    for name in sorted(wanted):
+        file = wanted[name]
+        if record.fresh(file):
+            present.append(name)
+        elif (files_dir / file.relpath).is_file() and sha256_file(files_dir / file.relpath) == file.sha256:
+            record.add(file)
+            present.append(name)
+        elif file.url is None:
+            continue  # a wheel built here: fetch builds it again (mirror.wheelbuild), nothing to download
+        else:
+            todo.append(file)
+    if offline:
+        record.save()
+        return FetchResult(
+            downloaded=(),
+            reused=tuple(present),
+            missing=tuple(f.filename for f in todo),
+            targets=_stats(chosen, manifest, set(), files_dir),
+            nbytes=0,
+        )
+
+    progress.start(len(todo), sum(f.size or 0 for f in todo))
+    downloaded: list[str] = []
+    errors: list[str] = []
+    nbytes = 0
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(_fetch_one, session, file, files_dir, progress): file for file in todo}
+        for future in as_completed(futures):
+            file = futures[future]
+            try:
+                future.result()
+            except DownloadError as exc:
+                errors.append(str(exc))
+                continue
+            record.add(file)
+            downloaded.append(file.filename)
+            nbytes += (files_dir / file.relpath).stat().st_size
+            progress.done(file)
+    record.save()
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise FetchError(f"{sorted(errors)[0]}{more}")
+    return FetchResult(
+        downloaded=tuple(sorted(downloaded)),
+        reused=tuple(present),
+        missing=(),
+        targets=_stats(chosen, manifest, set(downloaded), files_dir),
+        nbytes=nbytes,
+    )
+
+
+def _fetch_one(session: requests.Session, file: FileEntry, files_dir: Path, progress: FetchProgress) -> None:
+    assert file.url is not None
+    download(session, file.url, files_dir / file.relpath, sha256=file.sha256, size=file.size, on_bytes=progress.advance)
+
+
+def _stats(
+    targets: Iterable[TargetEntry], manifest: Manifest, downloaded: set[str], files_dir: Path
+) -> tuple[TargetStats, ...]:
+    out = []
+    for entry in targets:
+        names = entry.filenames()
+        sizes = []
+        for name in names:
+            path = files_dir / manifest.files[name].relpath
+            sizes.append(path.stat().st_size if path.is_file() else (manifest.files[name].size or 0))
+        new = sum(1 for n in names if n in downloaded)
+        out.append(TargetStats(name=entry.name, files=len(names), nbytes=sum(sizes), new=new, reused=len(names) - new))
+    return tuple(out)
+
+
+def check(manifest: Manifest, files_dir: Path, *, targets: Sequence[str] = ()) -> CheckResult:
+    """Re-hash every locked file of the chosen targets; refresh the verified record."""
+    wanted = files_for(manifest.select(targets), manifest)
+    record = VerifiedRecord(files_dir)
+    ok, missing, corrupt = [], [], []
+    for name in sorted(wanted):
+        file = wanted[name]
+        path = files_dir / file.relpath
+        if not path.is_file():
+            missing.append(name)
+            record.forget(file)
+            continue
+        actual = sha256_file(path)
+        if actual == file.sha256:
+            ok.append(name)
+            record.add(file)
+        else:
+            corrupt.append(f"{name}: sha256 {actual}, expected {file.sha256}")
+            record.forget(file)
+    if files_dir.is_dir():
+        record.save()
+    return CheckResult(ok=tuple(ok), missing=tuple(missing), corrupt=tuple(corrupt))
+
+
+def stray_partials(files_dir: Path) -> list[Path]:
+    """Unfinished downloads (``.*.part``) — never served, resumed by the next fetch."""
+    if not files_dir.is_dir():
+        return []
+    return sorted(p for p in files_dir.glob("*/.*.part") if p.is_file())
