@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
-from mirror.errors import MirrorError
+from mirror.errors import InvalidSpec, MirrorError
 from mirror.simple import classify
 from mirror.targets import Target
 
@@ -298,7 +298,10 @@ class _Reader:
     def target(self, name: str, value: object, files: Mapping[str, FileEntry]) -> TargetEntry:
         where = f"targets.{name}"
         item = self.mapping(value, where)
-        target = Target.from_dict(self.mapping(item.get("target"), f"{where}.target"), where=f"{where}.target")
+        try:
+            target = Target.from_dict(self.mapping(item.get("target"), f"{where}.target"), where=f"{where}.target")
+        except InvalidSpec as exc:
+            raise self.error(exc.key, exc.detail) from None
         if target.name != name:
             raise self.error(f"{where}.target.name", f"{target.name!r} does not match the key {name!r}")
         packages = []
