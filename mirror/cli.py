@@ -17,7 +17,7 @@ import click
 
 from mirror import __version__
 from mirror.errors import InvalidSpec, MirrorError
-from mirror.manifest import FileEntry
+from mirror.manifest import FileEntry, Manifest
 from mirror.spec import SPEC_FILENAME, Spec, load_spec, starter_spec, write_starter_spec
 from mirror.targets import Target, host_target
 
@@ -218,8 +218,12 @@ def _run_lock(spec: Spec, resolver: str, upgrade: bool, upgrade_packages: tuple[
         options=LockOptions(upgrade=upgrade, upgrade_packages=upgrade_packages, jobs=jobs),
         progress=lambda message: click.echo(message, err=True),
     )
+    from mirror.builtwheels import Registry, apply
+
     result = locker.lock(previous)
-    changed = write_lock(to_manifest(result), spec.lockfiles)
+    # wheels built here earlier (mirror fetch) stay in the lock while their sdist is unchanged
+    manifest = apply(to_manifest(result), Registry(spec.wheelhouse), spec.wheelhouse / "files")
+    changed = write_lock(manifest, spec.lockfiles)
     for target_lock in result.targets:
         sdists = sum(1 for p in target_lock.runtime for f in p.files if f.kind == "sdist")
         names = [p.name for p in target_lock.build]
@@ -314,7 +318,7 @@ class _BarProgress:
         self._progress.update(self._task, description=f"{self._done}/{self._files} files")
 
 
-def _run_fetch(spec: Spec, targets: tuple[str, ...], jobs: int, offline: bool) -> None:
+def _run_fetch(spec: Spec, targets: tuple[str, ...], jobs: int, offline: bool, build: bool = True) -> None:
     from contextlib import nullcontext
 
     from mirror.fetch import fetch
@@ -322,6 +326,10 @@ def _run_fetch(spec: Spec, targets: tuple[str, ...], jobs: int, offline: bool) -
     from mirror.manifest import load_manifest
 
     manifest = load_manifest(spec.lockfiles)
+    if spec.policy.build_wheels:  # wheels built here are rebuilt if they went missing, never downloaded
+        from mirror.builtwheels import Registry, apply
+
+        manifest = apply(manifest.without_built_wheels(), Registry(spec.wheelhouse), spec.wheelhouse / "files")
     files_dir = spec.wheelhouse / "files"
     bar = _BarProgress() if sys.stderr.isatty() and not offline else None
     with bar if bar is not None else nullcontext():
@@ -349,6 +357,53 @@ def _run_fetch(spec: Spec, targets: tuple[str, ...], jobs: int, offline: bool) -
         f"downloaded {len(result.downloaded)} files ({_size(result.nbytes)}), {len(result.reused)} already here;"
         f" verified by sha256 in {files_dir}"
     )
+    if build and spec.policy.build_wheels:
+        manifest = _build_wheels(spec, manifest, targets)
+    _compile_report(spec, manifest, targets)
+
+
+def _build_wheels(spec: Spec, manifest: Manifest, targets: tuple[str, ...]) -> Manifest:
+    """Build wheels from sdists for the targets this host can build for; fail if the build closure is incomplete."""
+    from mirror.builtwheels import Registry, build_missing
+    from mirror.interpreters import discover
+    from mirror.lockfile import write_lock
+
+    manifest, outcomes = build_missing(
+        manifest,
+        spec.wheelhouse / "files",
+        Registry(spec.wheelhouse),
+        interpreters=discover(),
+        targets=targets,
+        progress=lambda message: click.echo(message, err=True),
+    )
+    write_lock(manifest, spec.lockfiles)
+    counts = {status: sum(1 for o in outcomes if o.status == status) for status in ("built", "reused", "skipped")}
+    if outcomes:
+        click.echo(
+            f"wheels from sdists: {counts['built']} built here, {counts['reused']} already built,"
+            f" {counts['skipped']} for targets this host cannot build for"
+        )
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            click.echo(f"warning: {outcome.detail}", err=True)
+    incomplete = [o for o in outcomes if o.status == "incomplete"]
+    if incomplete:
+        more = f" (and {len(incomplete) - 1} more)" if len(incomplete) > 1 else ""
+        raise MirrorError(f"the lock's build closure is incomplete: {incomplete[0].detail}{more}")
+    return manifest
+
+
+def _compile_report(spec: Spec, manifest: Manifest, targets: tuple[str, ...]) -> None:
+    """What will still compile on each target, printed and written to wheelhouse/compile-report.json."""
+    from mirror import atomic
+    from mirror.compilereport import compile_report, render_compile_report
+
+    report = compile_report(manifest, built={})
+    if targets:
+        report = {name: entries for name, entries in report.items() if name in targets}
+    atomic.write_text(spec.wheelhouse / "compile-report.json", json.dumps(report, indent=2) + "\n")
+    for line in render_compile_report(report):
+        click.echo(line)
 
 
 def _fetch_options(func: F) -> F:
@@ -365,9 +420,14 @@ def _fetch_options(func: F) -> F:
 @spec_option
 @_fetch_options
 @click.option("--offline", is_flag=True, help="Download nothing; list what is missing (exit 1 if anything is).")
-def fetch(spec_path: Path, targets: tuple[str, ...], jobs: int, offline: bool) -> None:
-    """Download every locked file into wheelhouse/files, verified by sha256, resumably."""
-    _run_fetch(load_spec(spec_path), targets, jobs, offline)
+@click.option("--no-build", is_flag=True, help="Do not build wheels from sdists (policy.build-wheels).")
+def fetch(spec_path: Path, targets: tuple[str, ...], jobs: int, offline: bool, no_build: bool) -> None:
+    """Download every locked file into wheelhouse/files, verified by sha256, resumably.
+
+    With policy.build-wheels, sdists are then built into wheels for the targets this host can build for, with
+    build isolation fed only from the wheelhouse; the report lists what will still compile on each target.
+    """
+    _run_fetch(load_spec(spec_path), targets, jobs, offline, build=not no_build)
 
 
 @main.command()

@@ -178,6 +178,21 @@ class Manifest:
             targets.append(entry)
         return replace(self, targets=tuple(targets), files={**self.files, wheel.filename: wheel})
 
+    def without_built_wheels(self) -> Manifest:
+        """A copy without the wheels built here (as ``mirror lock`` wrote it)."""
+        built = {name for name, file in self.files.items() if file.built_from is not None}
+        if not built:
+            return self
+        targets = tuple(
+            replace(
+                t,
+                packages=tuple(replace(p, files=tuple(f for f in p.files if f not in built)) for p in t.packages),
+            )
+            for t in self.targets
+        )
+        files = {name: file for name, file in self.files.items() if name not in built}
+        return replace(self, targets=targets, files=files)
+
     def to_dict(self) -> dict[str, object]:
         return {
             "version": MANIFEST_VERSION,

@@ -64,7 +64,14 @@ _MISSING = (
 
 
 class WheelBuildError(MirrorError):
-    """Building a wheel from an sdist failed (or produced no wheel)."""
+    """Building a wheel from an sdist failed (or produced no wheel).
+
+    ``missing`` names the build requirement that was not among the local files, when the output said so.
+    """
+
+    def __init__(self, message: str, *, missing: str | None = None) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -221,7 +228,7 @@ def build_wheel(
             reason = (
                 f"build requirement {missing} is not in {find_links}" if missing else f"exit status {done.returncode}"
             )
-            raise WheelBuildError(f"{failed}: {reason}; last lines: {tail}")
+            raise WheelBuildError(f"{failed}: {reason}; last lines: {tail}", missing=missing)
         wheels = sorted(Path(staging).glob("*.whl"))
         if len(wheels) != 1:
             found = ", ".join(w.name for w in wheels) or "none"
