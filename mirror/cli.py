@@ -454,6 +454,28 @@ def check(spec_path: Path, targets: tuple[str, ...]) -> None:
         raise SystemExit(1)
 
 
+def _run_index(spec: Spec) -> None:
+    from mirror.builtwheels import Registry, apply
+    from mirror.index import write_index
+    from mirror.manifest import load_manifest
+
+    manifest = apply(load_manifest(spec.lockfiles), Registry(spec.wheelhouse), spec.wheelhouse / "files")
+    result = write_index(manifest, spec.wheelhouse)
+    for name in result.skipped:
+        click.echo(f"not indexed (missing or unverified; run mirror fetch): {name}", err=True)
+    click.echo(
+        f"index: {result.projects} projects, {result.files} files in {spec.wheelhouse / 'simple'}"
+        f" ({len(result.written)} pages rewritten)"
+    )
+
+
+@main.command()
+@spec_option
+def index(spec_path: Path) -> None:
+    """Write wheelhouse/simple: a static PEP 503 + PEP 691 index (with PEP 658 metadata) of the fetched files."""
+    _run_index(load_spec(spec_path))
+
+
 @main.command()
 @spec_option
 @_lock_options
@@ -466,7 +488,8 @@ def sync(
     targets: tuple[str, ...],
     jobs: int,
 ) -> None:
-    """lock, then fetch: one command from mirror.toml to a verified wheelhouse."""
+    """lock, fetch, index: one command from mirror.toml to a verified, servable wheelhouse."""
     spec = load_spec(spec_path)
     _run_lock(spec, resolver, upgrade, upgrade_packages, 4)
     _run_fetch(spec, targets, jobs, offline=False)
+    _run_index(spec)

@@ -1,0 +1,268 @@
+"""mirror index: a static Simple Repository tree that any web server, object store or CDN can serve.
+
+``wheelhouse/simple/`` gets, for the root and for each project (normalized names):
+
+* ``index.html`` — PEP 503, with ``#sha256=`` on every link, ``data-requires-python`` (escaped), PEP 592
+  ``data-yanked``, and PEP 658/714 ``data-core-metadata`` / ``data-dist-info-metadata``;
+* ``index.json`` — PEP 691 v1.1 (PEP 700: ``versions``, ``size``, ``upload-time``).
+
+Each wheel's ``METADATA`` is extracted next to it as ``<file>.metadata`` (PEP 658), so pip and uv resolve without
+downloading wheels. File links are relative (``../../files/<project>/<file>``): nothing in the tree depends on
+the host that serves it. Only files that are present and verified are listed — the index never names a file
+that is missing or unverified. Output is deterministic and written atomically; a project is rewritten only
+when its files changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import zipfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+
+from mirror import atomic
+from mirror.download import sha256_file
+from mirror.errors import MirrorError
+from mirror.fetch import VerifiedRecord
+from mirror.manifest import FileEntry, Manifest
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.1"
+STATE = ".state.json"
+STATE_VERSION = 1
+
+
+class IndexWriteError(MirrorError):
+    """The index cannot be written."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IndexedFile:
+    """One link of a project page."""
+
+    filename: str
+    project: str
+    sha256: str
+    size: int
+    requires_python: str | None = None
+    upload_time: str | None = None
+    yanked: bool | str = False
+    metadata_sha256: str | None = None  # PEP 658: sha256 of <file>.metadata, for wheels
+
+    def to_json(self) -> dict[str, object]:
+        metadata: object = {"sha256": self.metadata_sha256} if self.metadata_sha256 else False
+        out: dict[str, object] = {
+            "filename": self.filename,
+            "url": f"../../files/{self.project}/{self.filename}",
+            "hashes": {"sha256": self.sha256},
+            "requires-python": self.requires_python,
+            "size": self.size,
+            "yanked": self.yanked,
+            "core-metadata": metadata,
+            "dist-info-metadata": metadata,
+        }
+        if self.upload_time:
+            out["upload-time"] = self.upload_time
+        return out
+
+    def to_html(self) -> str:
+        attrs = [f'href="../../files/{html.escape(self.project)}/{html.escape(self.filename)}#sha256={self.sha256}"']
+        if self.requires_python:
+            attrs.append(f'data-requires-python="{html.escape(self.requires_python)}"')
+        if self.metadata_sha256:
+            attrs.append(f'data-dist-info-metadata="sha256={self.metadata_sha256}"')
+            attrs.append(f'data-core-metadata="sha256={self.metadata_sha256}"')
+        if self.yanked is not False:
+            reason = self.yanked if isinstance(self.yanked, str) else ""
+            attrs.append(f'data-yanked="{html.escape(reason)}"')
+        return f"    <a {' '.join(attrs)}>{html.escape(self.filename)}</a><br/>"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IndexResult:
+    projects: int
+    files: int
+    written: tuple[str, ...]  # projects whose pages were (re)written
+    skipped: tuple[str, ...]  # locked files not indexed: missing or unverified
+
+
+def extract_metadata(wheel: Path) -> bytes:
+    """The ``*.dist-info/METADATA`` of a wheel (the one whose directory matches the wheel's name)."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            candidates = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+            if len(candidates) != 1:
+                raise IndexWriteError(f"{wheel.name}: expected one .dist-info/METADATA, found {len(candidates)}")
+            return archive.read(candidates[0])
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise IndexWriteError(f"{wheel.name}: cannot read the wheel: {exc}") from None
+
+
+def _ensure_metadata(wheel: Path) -> str:
+    """Write ``<wheel>.metadata`` if needed; return its sha256."""
+    target = wheel.with_name(wheel.name + ".metadata")
+    if target.is_file() and target.stat().st_mtime_ns >= wheel.stat().st_mtime_ns:
+        return hashlib.sha256(target.read_bytes()).hexdigest()
+    data = extract_metadata(wheel)
+    atomic.write_bytes(target, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def collect(manifest: Manifest, files_dir: Path) -> tuple[dict[str, list[IndexedFile]], list[str]]:
+    """The indexed files per project: every locked file present and verified under ``files_dir``."""
+    record = VerifiedRecord(files_dir)
+    projects: dict[str, list[IndexedFile]] = defaultdict(list)
+    skipped: list[str] = []
+    changed_record = False
+    for name in sorted(manifest.files):
+        file = manifest.files[name]
+        path = files_dir / file.relpath
+        if not path.is_file():
+            skipped.append(name)
+            continue
+        if not record.fresh(file):
+            if sha256_file(path) != file.sha256:
+                log.warning("%s does not match its locked sha256; not indexed (run mirror check)", name)
+                skipped.append(name)
+                continue
+            record.add(file)
+            changed_record = True
+        projects[file.project].append(_indexed(file, path))
+    if changed_record:
+        record.save()
+    return dict(projects), skipped
+
+
+def _indexed(file: FileEntry, path: Path) -> IndexedFile:
+    return IndexedFile(
+        filename=file.filename,
+        project=file.project,
+        sha256=file.sha256,
+        size=path.stat().st_size,
+        requires_python=file.requires_python,
+        upload_time=file.upload_time,
+        yanked=file.yanked,
+        metadata_sha256=_ensure_metadata(path) if file.kind == "wheel" else None,
+    )
+
+
+def _version_key(text: str) -> tuple[int, Version | str]:
+    try:
+        return (1, Version(text))
+    except InvalidVersion:
+        return (0, text)
+
+
+def project_json(project: str, files: Iterable[IndexedFile]) -> str:
+    ordered = sorted(files, key=lambda f: f.filename)
+    versions = sorted({_file_version(f) for f in ordered}, key=_version_key)
+    document = {
+        "meta": {"api-version": API_VERSION},
+        "name": project,
+        "versions": versions,
+        "files": [f.to_json() for f in ordered],
+    }
+    return json.dumps(document, indent=1, sort_keys=False) + "\n"
+
+
+def _file_version(file: IndexedFile) -> str:
+    from mirror.simple import classify
+
+    parsed = classify(file.filename)
+    return str(parsed[1]) if parsed else ""
+
+
+def project_html(project: str, files: Iterable[IndexedFile]) -> str:
+    name = html.escape(project)
+    lines = [
+        "<!DOCTYPE html>",
+        "<html>",
+        "  <head>",
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">',
+        f"    <title>Links for {name}</title>",
+        "  </head>",
+        "  <body>",
+        f"    <h1>Links for {name}</h1>",
+        *(f.to_html() for f in sorted(files, key=lambda f: f.filename)),
+        "  </body>",
+        "</html>",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def root_json(projects: Iterable[str]) -> str:
+    document = {"meta": {"api-version": API_VERSION}, "projects": [{"name": p} for p in sorted(projects)]}
+    return json.dumps(document, indent=1) + "\n"
+
+
+def root_html(projects: Iterable[str]) -> str:
+    lines = [
+        "<!DOCTYPE html>",
+        "<html>",
+        "  <head>",
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">',
+        "    <title>Simple index</title>",
+        "  </head>",
+        "  <body>",
+        *(f'    <a href="{html.escape(p)}/">{html.escape(p)}</a><br/>' for p in sorted(projects)),
+        "  </body>",
+        "</html>",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _digest(files: Iterable[IndexedFile]) -> str:
+    text = json.dumps([f.to_json() for f in sorted(files, key=lambda f: f.filename)], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_index(
+    manifest: Manifest,
+    wheelhouse: Path,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> IndexResult:
+    """Write ``wheelhouse/simple`` for every verified file of the lock; rewrite only what changed."""
+    files_dir = wheelhouse / "files"
+    simple = wheelhouse / "simple"
+    projects, skipped = collect(manifest, files_dir)
+    state_path = simple / STATE
+    try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+        known: Mapping[str, str] = state["projects"] if state.get("version") == STATE_VERSION else {}
+    except (FileNotFoundError, ValueError, KeyError, AttributeError):
+        known = {}
+    digests = {name: _digest(files) for name, files in projects.items()}
+    written = []
+    for name in sorted(projects):
+        page_dir = simple / name
+        if known.get(name) == digests[name] and (page_dir / "index.html").is_file():
+            continue
+        atomic.write_text(page_dir / "index.json", project_json(name, projects[name]))
+        atomic.write_text(page_dir / "index.html", project_html(name, projects[name]))
+        written.append(name)
+        if progress:
+            progress(f"indexed {name}")
+    for name in sorted(set(known) - set(projects)):  # projects no longer locked
+        for page in ("index.json", "index.html"):
+            (simple / name / page).unlink(missing_ok=True)
+        if (simple / name).is_dir() and not any((simple / name).iterdir()):
+            (simple / name).rmdir()
+    if written or set(known) != set(projects) or not (simple / "index.html").is_file():
+        atomic.write_text(simple / "index.json", root_json(projects))
+        atomic.write_text(simple / "index.html", root_html(projects))
+    atomic.write_text(state_path, json.dumps({"version": STATE_VERSION, "projects": digests}, indent=0) + "\n")
+    return IndexResult(
+        projects=len(projects),
+        files=sum(len(f) for f in projects.values()),
+        written=tuple(written),
+        skipped=tuple(skipped),
+    )
