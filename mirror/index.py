@@ -1,6 +1,7 @@
 """mirror index: a static Simple Repository tree that any web server, object store or CDN can serve.
 
-``wheelhouse/simple/`` gets, for the root and for each project (normalized names):
+``wheelhouse/simple/`` gets, for the root and for each project (normalized names) — and ``wheelhouse/index.html``
+a page for people: projects, versions, targets covered, sizes:
 
 * ``index.html`` — PEP 503, with ``#sha256=`` on every link, ``data-requires-python`` (escaped), PEP 592
   ``data-yanked``, and PEP 658/714 ``data-core-metadata`` / ``data-dist-info-metadata``;
@@ -219,6 +220,52 @@ def root_html(projects: Iterable[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _human_size(nbytes: int) -> str:
+    value = float(nbytes)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def home_html(manifest: Manifest, projects: Mapping[str, list[IndexedFile]]) -> str:
+    """``wheelhouse/index.html``: what this mirror holds, for a person (projects, versions, targets, sizes)."""
+    targets_of: dict[str, set[str]] = defaultdict(set)
+    for entry in manifest.targets:
+        for package in entry.packages:
+            for filename in package.files:
+                targets_of[filename].add(entry.name)
+    total = sum(f.size for files in projects.values() for f in files)
+    rows = []
+    for name in sorted(projects):
+        files = projects[name]
+        versions = sorted({_file_version(f) for f in files}, key=_version_key)
+        covered = sorted({t for f in files for t in targets_of.get(f.filename, ())})
+        rows.append(
+            f'      <tr><td><a href="simple/{html.escape(name)}/">{html.escape(name)}</a></td>'
+            f"<td>{html.escape(', '.join(versions))}</td><td>{len(files)}</td>"
+            f"<td>{_human_size(sum(f.size for f in files))}</td><td>{html.escape(', '.join(covered))}</td></tr>"
+        )
+    targets = "".join(
+        f"      <li><code>{html.escape(t.name)}</code>: {html.escape(t.target.describe())}</li>\n"
+        for t in manifest.targets
+    )
+    return (
+        '<!DOCTYPE html>\n<html>\n  <head>\n    <meta charset="utf-8">\n    <title>offline-mirror</title>\n'
+        "    <style>body{font-family:sans-serif;margin:2em}td,th{padding:.2em .8em;text-align:left}"
+        "tr:nth-child(even){background:#f4f4f4}code{background:#eee;padding:0 .2em}</style>\n  </head>\n"
+        "  <body>\n    <h1>offline-mirror</h1>\n"
+        f"    <p>{len(projects)} projects, {sum(len(f) for f in projects.values())} files, {_human_size(total)}."
+        ' Index: <a href="simple/">simple/</a> (PEP 503 / PEP 691).</p>\n'
+        f"    <h2>Targets</h2>\n    <ul>\n{targets}    </ul>\n"
+        "    <h2>Projects</h2>\n    <table>\n"
+        "      <tr><th>project</th><th>versions</th><th>files</th><th>size</th><th>targets</th></tr>\n"
+        + "\n".join(rows)
+        + "\n    </table>\n  </body>\n</html>\n"
+    )
+
+
 def _digest(files: Iterable[IndexedFile]) -> str:
     text = json.dumps([f.to_json() for f in sorted(files, key=lambda f: f.filename)], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -259,6 +306,9 @@ def write_index(
     if written or set(known) != set(projects) or not (simple / "index.html").is_file():
         atomic.write_text(simple / "index.json", root_json(projects))
         atomic.write_text(simple / "index.html", root_html(projects))
+    home = home_html(manifest, projects)
+    if not (wheelhouse / "index.html").is_file() or (wheelhouse / "index.html").read_text(encoding="utf-8") != home:
+        atomic.write_text(wheelhouse / "index.html", home)
     atomic.write_text(state_path, json.dumps({"version": STATE_VERSION, "projects": digests}, indent=0) + "\n")
     return IndexResult(
         projects=len(projects),
