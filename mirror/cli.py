@@ -493,3 +493,42 @@ def sync(
     _run_lock(spec, resolver, upgrade, upgrade_packages, 4)
     _run_fetch(spec, targets, jobs, offline=False)
     _run_index(spec)
+
+
+# -- mirror nginx-config ---------------------------------------------------------------------------------------
+
+
+@main.command("nginx-config")
+@spec_option
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="The wheelhouse nginx serves (default: the spec's wheelhouse), made absolute.",
+)
+@click.option("--listen", default=None, metavar="[HOST:]PORT", help="nginx `listen` [default: 127.0.0.1:8080].")
+@click.option("--server-name", default=None, metavar="NAME", help="nginx `server_name` [default: _].")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write here (atomically)."
+)
+def nginx_config(
+    spec_path: Path, root: Path | None, listen: str | None, server_name: str | None, output: Path | None
+) -> None:
+    """Print (or write) an nginx drop-in for conf.d/ serving the wheelhouse: maps + one server block.
+
+    Accept-negotiated PEP 691 JSON / PEP 503 HTML, long-cached files, 404 for everything internal, GET/HEAD only.
+    Without --root the spec is read for its wheelhouse; with --root no spec is needed.
+    """
+    from mirror.nginx import DEFAULT_LISTEN, DEFAULT_SERVER_NAME, render_nginx_config, write_nginx_config
+
+    wheelhouse = (root if root is not None else load_spec(spec_path).wheelhouse).resolve()
+    text = render_nginx_config(
+        wheelhouse, listen=listen or DEFAULT_LISTEN, server_name=server_name or DEFAULT_SERVER_NAME
+    )
+    if not (wheelhouse / "simple" / "index.html").is_file():
+        click.echo(f"warning: {wheelhouse / 'simple' / 'index.html'} does not exist yet (run mirror index)", err=True)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    write_nginx_config(output, text)
+    click.echo(f"wrote {output}")
