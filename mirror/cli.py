@@ -11,15 +11,17 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from mirror import __version__
 from mirror.errors import InvalidSpec, MirrorError
-from mirror.manifest import FileEntry, Manifest
 from mirror.spec import SPEC_FILENAME, Spec, load_spec, starter_spec, write_starter_spec
 from mirror.targets import Target, host_target
+
+if TYPE_CHECKING:  # imported lazily by the commands that use them: a fast start for every command
+    from mirror.manifest import FileEntry, Manifest
 
 F = TypeVar("F", bound=Callable[..., Any])
 

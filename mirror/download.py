@@ -58,7 +58,8 @@ def partial_path(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.part")
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make renames in ``directory`` durable."""
     with contextlib.suppress(OSError):  # not every platform/filesystem can open a directory
         fd = os.open(directory, os.O_RDONLY)
         try:
@@ -78,21 +79,24 @@ def download(
     attempts: int = ATTEMPTS,
     on_bytes: Callable[[int], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    sync_directory: bool = True,
 ) -> str:
     """Download ``url`` to ``dest``, verifying ``sha256`` (when given) before the file takes its name.
 
-    Returns the content's sha256. ``file://`` URLs are copied the same way.
+    Returns the content's sha256 (hashed while streaming). ``file://`` URLs are copied the same way. With
+    ``sync_directory=False`` the caller fsyncs ``dest.parent`` itself (once for many files).
     """
     advance = on_bytes or (lambda n: None)
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = partial_path(dest)
+    actual = ""
     if urlsplit(url).scheme == "file":
-        _copy(Path(url2pathname(urlsplit(url).path)), partial, dest.name, url, advance)
+        actual = _copy(Path(url2pathname(urlsplit(url).path)), partial, dest.name, url, advance)
     else:
         last_error = "no attempt made"
         for attempt in range(1, attempts + 1):
             try:
-                _attempt(session, url, partial, dest.name, size=size, timeout=timeout, advance=advance)
+                actual = _attempt(session, url, partial, dest.name, size=size, timeout=timeout, advance=advance)
                 break
             except _Transient as exc:
                 last_error = str(exc)
@@ -107,12 +111,12 @@ def download(
                 sleep(BACKOFF * 2 ** (attempt - 1))
         else:
             raise DownloadError(f"{dest.name}: cannot download {url} after {attempts} attempts: {last_error}")
-    actual = sha256_file(partial)
     if sha256 is not None and actual != sha256.lower():
         partial.unlink(missing_ok=True)
         raise HashMismatch(f"{dest.name}: {url} has sha256 {actual}, expected {sha256.lower()}")
     os.replace(partial, dest)
-    _fsync_directory(dest.parent)
+    if sync_directory:
+        fsync_directory(dest.parent)
     return actual
 
 
@@ -125,13 +129,14 @@ def _attempt(
     size: int | None,
     timeout: tuple[float, float],
     advance: Callable[[int], None],
-) -> None:
+) -> str:
+    """One GET (resuming ``partial`` when it holds a prefix); the sha256 of the complete partial file."""
     offset = partial.stat().st_size if partial.exists() else 0
     if size is not None and offset > size:
         partial.unlink()
         offset = 0
     if size is not None and offset == size and offset > 0:
-        return  # complete already (killed before the rename): the hash check decides
+        return sha256_file(partial)  # complete already (killed before the rename): the hash check decides
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     with session.get(url, stream=True, timeout=timeout, headers=headers) as response:
         status = response.status_code
@@ -145,9 +150,11 @@ def _attempt(
                 partial.unlink()
                 raise _Transient(f"unexpected Content-Range {response.headers.get('Content-Range')!r}")
             mode = "ab"
+            digest = _prefix_digest(partial)
             advance(offset)
         elif status == 200:
             mode = "wb"  # the server ignored Range (or there was nothing to resume)
+            digest = hashlib.sha256()
         else:
             raise DownloadError(f"{name}: {url} answered HTTP {status}")
         # Count the bytes ourselves instead of letting urllib3 raise on a short body: it would drop what it had
@@ -159,6 +166,7 @@ def _attempt(
             try:
                 for chunk in response.iter_content(CHUNK):
                     out.write(chunk)
+                    digest.update(chunk)
                     advance(len(chunk))
             finally:
                 out.flush()
@@ -168,19 +176,31 @@ def _attempt(
         if announced.isdigit() and received is not None and received < int(announced):
             raise _Transient(f"connection closed after {received} of {announced} bytes")
     # A complete response that is not the locked file is left to the hash check.
+    return digest.hexdigest()
 
 
-def _copy(source: Path, partial: Path, name: str, url: str, advance: Callable[[int], None]) -> None:
+def _prefix_digest(partial: Path) -> hashlib._Hash:
+    digest = hashlib.sha256()
+    with partial.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest
+
+
+def _copy(source: Path, partial: Path, name: str, url: str, advance: Callable[[int], None]) -> str:
+    digest = hashlib.sha256()
     try:
         with source.open("rb") as handle, partial.open("wb") as out:
             while chunk := handle.read(CHUNK):
                 out.write(chunk)
+                digest.update(chunk)
                 advance(len(chunk))
             out.flush()
             os.fsync(out.fileno())
     except FileNotFoundError:
         partial.unlink(missing_ok=True)
         raise DownloadError(f"{name}: cannot read {url}: no such file") from None
+    return digest.hexdigest()
 
 
 def download_verified(

@@ -20,7 +20,7 @@ from typing import Protocol
 import requests
 
 from mirror import atomic
-from mirror.download import DownloadError, download, sha256_file
+from mirror.download import DownloadError, download, fsync_directory, sha256_file
 from mirror.errors import MirrorError
 from mirror.manifest import FileEntry, Manifest, TargetEntry
 
@@ -185,6 +185,8 @@ def fetch(
             downloaded.append(file.filename)
             nbytes += (files_dir / file.relpath).stat().st_size
             progress.done(file)
+    for directory in sorted({(files_dir / name).parent for name in (wanted[n].relpath for n in downloaded)}):
+        fsync_directory(directory)
     record.save()
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
