@@ -534,3 +534,127 @@ def nginx_config(
         return
     write_nginx_config(output, text)
     click.echo(f"wrote {output}")
+
+
+# -- devpi ----------------------------------------------------------------------------------------------------
+
+
+def _devpi_publish(
+    spec: Spec, url: str, index_name: str, user: str | None, password: str | None
+) -> tuple[str, list[str]]:
+    """Publish the workspace's wheelhouse; print the counts; (the index's simple URL, lockfile paths)."""
+    from mirror.builtwheels import Registry, apply
+    from mirror.devpi import IndexName, publish
+    from mirror.http import make_session
+    from mirror.manifest import load_manifest
+
+    index = IndexName.parse(index_name)
+    files_dir = spec.wheelhouse / "files"
+    manifest = apply(load_manifest(spec.lockfiles), Registry(spec.wheelhouse), files_dir)
+    result = publish(
+        manifest,
+        files_dir,
+        url=url,
+        index=index,
+        user=user,
+        password=password,
+        session=make_session(),
+        progress=lambda message: click.echo(message, err=True),
+    )
+    if result.created_user:
+        click.echo(f"created devpi user {user or index.user}")
+    if result.created_index:
+        click.echo(f"created index {index}: no bases (never proxies PyPI), non-volatile")
+    if result.bases:
+        click.echo(
+            f"warning: {result.index_url} inherits from {', '.join(result.bases)}:"
+            " clients may get packages that are not in the mirror",
+            err=True,
+        )
+    for name in result.skipped:
+        click.echo(f"not published (missing or unverified; run mirror fetch): {name}", err=True)
+    counts = f"uploaded {len(result.uploaded)}, already there {len(result.present)}, skipped {len(result.skipped)}"
+    click.echo(counts)
+    locks = [str(spec.lockfiles / f"{t.name}.txt") for t in manifest.targets]
+    return result.simple_url, locks
+
+
+@main.group()
+def publish() -> None:
+    """Publish the wheelhouse into another index server."""
+
+
+@publish.command("devpi")
+@spec_option
+@click.option("--url", required=True, help="The devpi-server, e.g. http://devpi.internal:3141")
+@click.option("--index", "index_name", required=True, metavar="USER/INDEX", help="Created if missing (no bases).")
+@click.option("--user", default=None, help="Log in as this user (default: the index's user), created if missing.")
+@click.option("--password", default=None, envvar="MIRROR_DEVPI_PASSWORD", help="Or $MIRROR_DEVPI_PASSWORD.")
+def publish_devpi(spec_path: Path, url: str, index_name: str, user: str | None, password: str | None) -> None:
+    """Upload every verified file of the wheelhouse that the devpi index does not have yet.
+
+    The index is created if missing as a non-volatile stage with no bases: it never falls back to PyPI, and a
+    published file never changes. Files already there (same name and sha256) are not uploaded again.
+    """
+    simple_url, _ = _devpi_publish(load_spec(spec_path), url, index_name, user, password)
+    click.echo(f"index: {simple_url}")
+
+
+def _stop_on_signal(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@main.command("devpi-serve")
+@spec_option
+@click.option(
+    "--serverdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="devpi-server's data; initialised (without a PyPI mirror) if new.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=3141, show_default=True)
+@click.option("--user", default="mirror", show_default=True, help="The devpi user owning the index.")
+@click.option(
+    "--password",
+    default=None,
+    envvar="MIRROR_DEVPI_PASSWORD",
+    help="Or $MIRROR_DEVPI_PASSWORD; default: generated and kept in SERVERDIR/.mirror-credentials (0600).",
+)
+@click.option("--index", "index_name", default=None, metavar="USER/INDEX", help="Default: USER/mirror.")
+def devpi_serve(
+    spec_path: Path, serverdir: Path, host: str, port: int, user: str, password: str | None, index_name: str | None
+) -> None:
+    """Run devpi-server over SERVERDIR with the wheelhouse published into an index, until SIGINT or SIGTERM."""
+    import secrets
+    import signal
+
+    from mirror.devpi import DevpiServer, init_serverdir, stored_password
+    from mirror.http import make_session
+
+    spec = load_spec(spec_path)
+    if password is None:
+        password = stored_password(serverdir, user)
+        click.echo(f"password of devpi user {user}: in {serverdir / '.mirror-credentials'}")
+    # root gets the publisher's password if it is the publisher, otherwise one nobody knows (devpi-passwd resets it)
+    if init_serverdir(serverdir, root_password=password if user == "root" else secrets.token_urlsafe(24)):
+        root = "" if user == "root" else f"; root's password is random: devpi-passwd --serverdir {serverdir} root"
+        click.echo(f"initialised {serverdir}: no PyPI mirror{root}")
+    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job may inherit it ignored
+        signal.signal(signum, _stop_on_signal)
+    server = DevpiServer(serverdir, host=host, port=port)
+    try:
+        with server:
+            server.wait_ready(make_session(retries=0))
+            simple_url, locks = _devpi_publish(spec, server.url, index_name or f"{user}/mirror", user, password)
+            lock = locks[0] if locks else "requirements.txt"
+            # pip ignores a plain-HTTP index off this machine unless it is trusted
+            trusted = "" if host in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::") else f" --trusted-host {host}"
+            click.echo(f"devpi-server {server.url} (log: {server.log_path}); Ctrl-C stops it")
+            click.echo(f"index: {simple_url}")
+            click.echo(f"  pip install --index-url {simple_url}{trusted} -r {lock}")
+            click.echo(f"  uv pip install --default-index {simple_url} -r {lock}")
+            code = server.wait()
+            raise MirrorError(f"devpi-server exited with status {code}; see {server.log_path}")
+    except KeyboardInterrupt:
+        click.echo("devpi-server stopped", err=True)
