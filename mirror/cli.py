@@ -658,3 +658,53 @@ def devpi_serve(
             raise MirrorError(f"devpi-server exited with status {code}; see {server.log_path}")
     except KeyboardInterrupt:
         click.echo("devpi-server stopped", err=True)
+
+
+# -- mirror serve ---------------------------------------------------------------------------------------------
+
+
+def _client_commands(index_url: str, host: str) -> list[str]:
+    """One-line pip and uv commands for an index URL (pip wants --trusted-host for plain HTTP off loopback)."""
+    trusted = "" if host in ("127.0.0.1", "localhost", "[::1]") else f" --trusted-host {host}"
+    return [
+        f"pip install --index-url {index_url}{trusted} PACKAGE",
+        f"uv pip install --default-index {index_url} PACKAGE   (or: export UV_DEFAULT_INDEX={index_url})",
+    ]
+
+
+@main.command()
+@spec_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
+@click.option("--port", type=click.IntRange(0, 65535), default=3141, show_default=True, help="0: any free port.")
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Serve this index tree instead of the spec's wheelhouse (the spec is then not read).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No access log lines.")
+def serve(spec_path: Path, host: str, port: int, root: Path | None, quiet: bool) -> None:
+    """Serve the wheelhouse read-only over HTTP: PEP 503/691 index pages, files with Range and ETag.
+
+    Prints the index URL and the pip and uv commands that use it, then one line per request; stops cleanly on
+    Ctrl+C or SIGTERM.
+    """
+    import contextlib
+
+    from mirror.serve import AccessRecord, Server, run
+
+    tree = root if root is not None else load_spec(spec_path).wheelhouse
+
+    def ready(server: Server) -> None:
+        click.echo(f"serving {tree} at {server.url}")
+        click.echo(f"index URL: {server.index_url}")
+        for line in _client_commands(server.index_url, server.url_host):
+            click.echo(f"  {line}")
+        click.echo("Ctrl+C stops the server")
+
+    def access(record: AccessRecord) -> None:
+        click.echo(record.format())
+
+    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl+C while responses under way finish
+        run(tree, host=host, port=port, access_log=None if quiet else access, ready=ready)
+    click.echo("stopped")
