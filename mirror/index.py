@@ -177,7 +177,7 @@ def project_json(project: str, files: Iterable[IndexedFile]) -> str:
 def _file_version(file: IndexedFile) -> str:
     from mirror.simple import classify
 
-    parsed = classify(file.filename)
+    parsed = classify(file.filename, file.project)
     return str(parsed[1]) if parsed else ""
 
 

@@ -186,6 +186,9 @@ class Locker:
         self._guard = threading.Lock()
         self._build_cache: dict[tuple[str, tuple[str, ...]], list[Pin]] = {}
         self._requirements_cache: dict[str, BuildRequirements] = {}
+        self._sdist_locks: dict[str, threading.Lock] = {}
+        # one pool of page fetchers for every target (pages are fetched once; parsing is CPU-bound)
+        self._pages = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mirror-pages")
 
     # -- entry point -----------------------------------------------------------------------------------------
 
@@ -193,9 +196,12 @@ class Locker:
         previous = previous or {}
         targets = self.spec.targets
         self.client.check()
-        with ThreadPoolExecutor(max_workers=max(1, min(self.options.jobs, len(targets)))) as pool:
-            futures = [pool.submit(self.lock_target, t, previous.get(t.name, Previous())) for t in targets]
-            locks = tuple(f.result() for f in futures)
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, min(self.options.jobs, len(targets)))) as pool:
+                futures = [pool.submit(self.lock_target, t, previous.get(t.name, Previous())) for t in targets]
+                locks = tuple(f.result() for f in futures)
+        finally:
+            self._pages.shutdown(wait=False, cancel_futures=True)
         return Lock(upstream=self.spec.upstream, resolver=self.resolver.name, targets=locks)
 
     def lock_target(self, target: Target, previous: Previous) -> TargetLock:
@@ -268,8 +274,7 @@ class Locker:
     # -- pieces ----------------------------------------------------------------------------------------------
 
     def _choose_all(self, pins: list[Pin], target: Target) -> list[tuple[DistFile, ...]]:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            pages = list(pool.map(lambda pin: self.client.project(pin.name), pins))
+        pages = list(self._pages.map(lambda pin: self.client.project(pin.name), pins))
         chosen = []
         for pin, page in zip(pins, pages, strict=True):
             files = choose_files(
@@ -307,12 +312,15 @@ class Locker:
             if file.kind != "sdist":
                 continue
             with self._guard:
-                cached = self._requirements_cache.get(file.filename)
-            if cached is None:
-                assert file.sha256 is not None
-                cached = self.finder.for_sdist(self._download(file), sha256=file.sha256)
+                sdist_lock = self._sdist_locks.setdefault(file.filename, threading.Lock())
+            with sdist_lock:  # one backend query per sdist, however many targets use it
                 with self._guard:
-                    self._requirements_cache[file.filename] = cached
+                    cached = self._requirements_cache.get(file.filename)
+                if cached is None:
+                    assert file.sha256 is not None
+                    cached = self.finder.for_sdist(self._download(file), sha256=file.sha256)
+                    with self._guard:
+                        self._requirements_cache[file.filename] = cached
             needs.append((file.filename, cached))
         return needs
 

@@ -275,10 +275,11 @@ class _Reader:
     def file(self, name: str, value: object) -> FileEntry:
         where = f"files.{name}"
         item = self.mapping(value, where)
-        parsed = classify(name)
+        project = item.get("project")
+        parsed = classify(name, project if isinstance(project, str) else None)
         if parsed is None:
             raise self.error(where, "not a safe wheel or sdist filename")
-        project = self.string(item.get("project"), f"{where}.project")
+        project = self.string(project, f"{where}.project")
         if project != parsed[0]:
             raise self.error(f"{where}.project", f"{project!r} does not match the filename ({parsed[0]})")
         sha256 = self.string(item.get("sha256"), f"{where}.sha256")

@@ -27,7 +27,7 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from mirror.errors import MirrorError
 from mirror.http import DEFAULT_TIMEOUT
@@ -89,15 +89,36 @@ class ProjectPage:
         return [f for f in self.files if f.version == version]
 
 
-def classify(filename: str) -> tuple[str, Version, FileKind] | None:
-    """(normalized project, version, kind) of a distribution filename, or ``None`` if it is not one."""
+_SDIST_SUFFIXES = (".tar.gz", ".zip")
+
+
+def classify(filename: str, project: str | None = None) -> tuple[str, Version, FileKind] | None:
+    """(normalized project, version, kind) of a distribution filename, or ``None`` if it is not one.
+
+    With ``project`` known, an sdist whose version holds a hyphen (``celery-3.1.26-1.tar.gz``, a post-release in
+    legacy spelling) is read as pip reads it: the project's name first, the rest is the version.
+    """
     if "/" in filename or "\\" in filename or "\x00" in filename or filename.startswith("."):
         return None
     try:
         if filename.endswith(".whl"):
             name, version, _, _ = parse_wheel_filename(filename)
             return str(name), version, "wheel"
-        name, version = parse_sdist_filename(filename)
+        try:
+            name, version = parse_sdist_filename(filename)
+        except InvalidSdistFilename:
+            name = None  # type: ignore[assignment]
+        if project is not None and (name is None or str(name) != project):
+            stem = next((filename[: -len(s)] for s in _SDIST_SUFFIXES if filename.endswith(s)), None)
+            if stem is not None and str(canonicalize_name(stem[: len(project)], validate=False)) == project:
+                rest = stem[len(project) :]
+                if rest.startswith("-"):
+                    try:
+                        return project, Version(rest[1:]), "sdist"
+                    except InvalidVersion:
+                        return None
+        if name is None:
+            return None
         return str(name), version, "sdist"
     except (InvalidWheelFilename, InvalidSdistFilename):
         return None
@@ -116,7 +137,7 @@ def _make_file(
     size: int | None = None,
     upload_time: str | None = None,
 ) -> DistFile | None:
-    parsed = classify(filename)
+    parsed = classify(filename, project)
     if parsed is None:
         log.debug("%s: ignoring %r: not a wheel or sdist filename", project, filename)
         return None
@@ -243,6 +264,7 @@ class SimpleClient:
         self.timeout = timeout
         self._cache: dict[str, ProjectPage] = {}
         self._lock = threading.Lock()
+        self._fetching: dict[str, threading.Lock] = {}
 
     def check(self) -> None:
         """Fail early, with one clear line, when the index cannot be reached at all."""
@@ -266,13 +288,19 @@ class SimpleClient:
         project = str(canonicalize_name(name))
         with self._lock:
             cached = self._cache.get(project)
-        if cached is not None:
-            return cached
-        url = self.page_url(project)
-        page = self._read_local(project, url) if url.startswith("file:") else self._fetch(project, url)
-        with self._lock:
-            self._cache[project] = page
-        return page
+            if cached is not None:
+                return cached
+            fetching = self._fetching.setdefault(project, threading.Lock())
+        with fetching:  # several targets asking at once: one fetch and one parse, the others wait for it
+            with self._lock:
+                cached = self._cache.get(project)
+            if cached is not None:
+                return cached
+            url = self.page_url(project)
+            page = self._read_local(project, url) if url.startswith("file:") else self._fetch(project, url)
+            with self._lock:
+                self._cache[project] = page
+            return page
 
     def _fetch(self, project: str, url: str) -> ProjectPage:
         try:
