@@ -252,12 +252,9 @@ def lock(spec_path: Path, resolver: str, upgrade: bool, upgrade_packages: tuple[
 
 
 def _size(nbytes: int) -> str:
-    value = float(nbytes)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
+    from mirror.fetch import human_size
+
+    return human_size(nbytes)
 
 
 class _PlainProgress:

@@ -51,9 +51,8 @@ import requests
 from packaging.utils import canonicalize_name
 
 from mirror import atomic
-from mirror.download import sha256_file
 from mirror.errors import MirrorError
-from mirror.fetch import VerifiedRecord
+from mirror.fetch import verified_files
 from mirror.http import DEFAULT_TIMEOUT
 from mirror.manifest import FileEntry, Manifest
 from mirror.resolve import Runner, run_command
@@ -125,27 +124,7 @@ def upload_version(filename: str) -> str:
 
 def local_files(manifest: Manifest, files_dir: Path) -> tuple[list[FileEntry], list[str]]:
     """The locked files present and verified under ``files_dir``, and the names of the others."""
-    record = VerifiedRecord(files_dir)
-    ready: list[FileEntry] = []
-    skipped: list[str] = []
-    changed = False
-    for name in sorted(manifest.files):
-        file = manifest.files[name]
-        path = files_dir / file.relpath
-        if not path.is_file():
-            skipped.append(name)
-            continue
-        if not record.fresh(file):
-            if sha256_file(path) != file.sha256:
-                log.warning("%s does not match its locked sha256; not published (run mirror check)", name)
-                skipped.append(name)
-                continue
-            record.add(file)
-            changed = True
-        ready.append(file)
-    if changed:
-        record.save()
-    return ready, skipped
+    return verified_files(manifest, files_dir, purpose="published")
 
 
 def plan(

@@ -220,6 +220,45 @@ def _stats(
     return tuple(out)
 
 
+def verified_files(manifest: Manifest, files_dir: Path, *, purpose: str) -> tuple[list[FileEntry], list[str]]:
+    """The locked files present and verified under ``files_dir`` (sorted), and the names of the others.
+
+    Verification uses the record (re-hashing only files that changed since); ``purpose`` words the warning for a
+    file whose content is not the locked one ("indexed", "published").
+    """
+    record = VerifiedRecord(files_dir)
+    ready: list[FileEntry] = []
+    skipped: list[str] = []
+    changed = False
+    for name in sorted(manifest.files):
+        file = manifest.files[name]
+        path = files_dir / file.relpath
+        if not path.is_file():
+            skipped.append(name)
+            continue
+        if not record.fresh(file):
+            if sha256_file(path) != file.sha256:
+                log.warning("%s does not match its locked sha256; not %s (run mirror check)", name, purpose)
+                skipped.append(name)
+                continue
+            record.add(file)
+            changed = True
+        ready.append(file)
+    if changed:
+        record.save()
+    return ready, skipped
+
+
+def human_size(nbytes: int) -> str:
+    """``1.7 MB``: decimal units, as download tools show them."""
+    value = float(nbytes)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
 def check(manifest: Manifest, files_dir: Path, *, targets: Sequence[str] = ()) -> CheckResult:
     """Re-hash every locked file of the chosen targets; refresh the verified record."""
     wanted = files_for(manifest.select(targets), manifest)

@@ -29,9 +29,8 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from mirror import atomic
-from mirror.download import sha256_file
 from mirror.errors import MirrorError
-from mirror.fetch import VerifiedRecord
+from mirror.fetch import human_size, verified_files
 from mirror.manifest import FileEntry, Manifest
 
 log = logging.getLogger(__name__)
@@ -119,26 +118,10 @@ def _ensure_metadata(wheel: Path) -> str:
 
 def collect(manifest: Manifest, files_dir: Path) -> tuple[dict[str, list[IndexedFile]], list[str]]:
     """The indexed files per project: every locked file present and verified under ``files_dir``."""
-    record = VerifiedRecord(files_dir)
+    ready, skipped = verified_files(manifest, files_dir, purpose="indexed")
     projects: dict[str, list[IndexedFile]] = defaultdict(list)
-    skipped: list[str] = []
-    changed_record = False
-    for name in sorted(manifest.files):
-        file = manifest.files[name]
-        path = files_dir / file.relpath
-        if not path.is_file():
-            skipped.append(name)
-            continue
-        if not record.fresh(file):
-            if sha256_file(path) != file.sha256:
-                log.warning("%s does not match its locked sha256; not indexed (run mirror check)", name)
-                skipped.append(name)
-                continue
-            record.add(file)
-            changed_record = True
-        projects[file.project].append(_indexed(file, path))
-    if changed_record:
-        record.save()
+    for file in ready:
+        projects[file.project].append(_indexed(file, files_dir / file.relpath))
     return dict(projects), skipped
 
 
@@ -220,15 +203,6 @@ def root_html(projects: Iterable[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _human_size(nbytes: int) -> str:
-    value = float(nbytes)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
-
-
 def home_html(manifest: Manifest, projects: Mapping[str, list[IndexedFile]]) -> str:
     """``wheelhouse/index.html``: what this mirror holds, for a person (projects, versions, targets, sizes)."""
     targets_of: dict[str, set[str]] = defaultdict(set)
@@ -245,7 +219,7 @@ def home_html(manifest: Manifest, projects: Mapping[str, list[IndexedFile]]) -> 
         rows.append(
             f'      <tr><td><a href="simple/{html.escape(name)}/">{html.escape(name)}</a></td>'
             f"<td>{html.escape(', '.join(versions))}</td><td>{len(files)}</td>"
-            f"<td>{_human_size(sum(f.size for f in files))}</td><td>{html.escape(', '.join(covered))}</td></tr>"
+            f"<td>{human_size(sum(f.size for f in files))}</td><td>{html.escape(', '.join(covered))}</td></tr>"
         )
     targets = "".join(
         f"      <li><code>{html.escape(t.name)}</code>: {html.escape(t.target.describe())}</li>\n"
@@ -256,7 +230,7 @@ def home_html(manifest: Manifest, projects: Mapping[str, list[IndexedFile]]) -> 
         "    <style>body{font-family:sans-serif;margin:2em}td,th{padding:.2em .8em;text-align:left}"
         "tr:nth-child(even){background:#f4f4f4}code{background:#eee;padding:0 .2em}</style>\n  </head>\n"
         "  <body>\n    <h1>offline-mirror</h1>\n"
-        f"    <p>{len(projects)} projects, {sum(len(f) for f in projects.values())} files, {_human_size(total)}."
+        f"    <p>{len(projects)} projects, {sum(len(f) for f in projects.values())} files, {human_size(total)}."
         ' Index: <a href="simple/">simple/</a> (PEP 503 / PEP 691).</p>\n'
         f"    <h2>Targets</h2>\n    <ul>\n{targets}    </ul>\n"
         "    <h2>Projects</h2>\n    <table>\n"
