@@ -705,3 +705,44 @@ def serve(spec_path: Path, host: str, port: int, root: Path | None, quiet: bool)
     with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl+C while responses under way finish
         run(tree, host=host, port=port, access_log=None if quiet else access, ready=ready)
     click.echo("stopped")
+
+
+# -- mirror relocate-uv-lock ---------------------------------------------------------------------------------
+
+
+@main.command("relocate-uv-lock")
+@spec_option
+@click.argument("uv_lock", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--url",
+    "mirror_url",
+    required=True,
+    metavar="URL",
+    help="The mirror as the deploy reaches it, e.g. http://mirror.internal:3141/ (its …/simple/ URL works too).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the relocated lock here [default: replace UV_LOCK].",
+)
+def relocate_uv_lock(spec_path: Path, uv_lock: Path, mirror_url: str, output: Path | None) -> None:
+    """Point UV_LOCK's registry packages at the mirror, keeping versions and hashes.
+
+    `uv sync --frozen` downloads from the lock's URLs whatever the index settings say. Registry sources become
+    the mirror's /simple, file URLs its /files/<project>/<file>; locked files the wheelhouse does not hold are
+    dropped, so uv chooses among the files the mirror serves. Refuses, listing them, when a package one of the
+    spec's targets installs has no locked file in the wheelhouse.
+    """
+    from mirror.uvlock import relocate_uv_lock as relocate
+
+    out = output if output is not None else uv_lock
+    result = relocate(uv_lock, url=mirror_url, spec=load_spec(spec_path), out=out)
+    click.echo(f"wrote {out}: {result.packages} packages, {len(result.kept)} files at {result.index_url}")
+    dropped = len(result.dropped)
+    click.echo(
+        f"{dropped} locked file{'s are' if dropped != 1 else ' is'} outside the targets"
+        " (not in the wheelhouse; dropped from the lock)"
+    )

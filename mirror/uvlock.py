@@ -1,0 +1,398 @@
+"""Relocate a uv.lock onto the mirror: what ``mirror relocate-uv-lock`` does.
+
+``uv sync --frozen`` installs every file from the URL written in uv.lock and ignores every index setting
+(``--index-url``, ``UV_DEFAULT_INDEX``, uv.toml; astral-sh/uv#19625, #21747; a lock records where each file was
+found, #6349). A lock made against PyPI therefore cannot install in a network without PyPI, whatever the clients
+are told. :func:`relocate` rewrites the lock's text so that it names the mirror instead:
+
+* ``source = { registry = "<url>" }`` — of each registry package and of each dependency edge naming one — becomes
+  ``<mirror>/simple``, the Simple API root that ``mirror index`` writes and ``mirror serve`` or nginx serve;
+* the ``url`` of each ``sdist`` and ``wheels`` entry the wheelhouse holds (same file name, same sha256) becomes
+  ``<mirror>/files/<project>/<file>``; ``hash``, ``size`` and ``upload-time`` stay as they are;
+* each locked file the wheelhouse does not hold is **dropped**. A uv.lock is universal — it names the files of
+  every platform — and uv picks, among the files a package lists, the best one for the machine it runs on. Kept
+  at a mirror URL, a file the mirror lacks is a 404 as soon as uv prefers it (a ``manylinux_2_34`` wheel on a
+  newer host than the target's ``glibc`` floor, whose ``manylinux_2_17`` wheel the mirror holds); dropped, uv
+  chooses among the files the mirror serves, or says that the package has no file for this platform. uv 0.13
+  reads a package left with no file at all and complains only if it must install it (tests/test_uvlock.py).
+
+Everything else stays byte for byte: versions, markers, ``[package.metadata]`` (the project's input, with any
+``index`` it names: ``uv sync --frozen`` does not compare it), packages from git, a URL or a path. The text is
+edited line by line where uv writes these keys, then parsed again with tomllib and compared with the original
+document transformed the same way, so a hand-formatted lock is refused rather than rewritten wrongly.
+
+:func:`unserved` is the check before writing: every package that one of the spec's targets installs (walked by
+:meth:`mirror.sources.UvLock.reachable`) must keep a file that target can use. :func:`relocate_uv_lock` is the
+thin edge: read the lock and the wheelhouse, check, write atomically.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from packaging.utils import canonicalize_name
+
+from mirror import atomic
+from mirror.errors import MirrorError
+from mirror.manifest import FileEntry, load_manifest
+from mirror.simple import classify
+from mirror.sources import UvLock, parse_uv_lock
+from mirror.spec import Spec
+from mirror.targets import Target
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+log = logging.getLogger(__name__)
+
+SYNC_ADVICE = "add it to [sources] uv-locks and run 'mirror sync'"
+LAYOUT_ADVICE = "run 'uv lock' to write it in uv's layout, then relocate it"
+
+
+class RelocateError(MirrorError):
+    """A uv.lock cannot be relocated onto the mirror; the message names the file and the package."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LockedFile:
+    """One ``sdist`` or ``wheels`` entry of a registry package in uv.lock."""
+
+    package: str  # normalized
+    version: str
+    filename: str
+    url: str  # as locked
+    hash: str | None  # as locked: "sha256:<hex>"
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Relocation:
+    """A relocated uv.lock and what changed in it."""
+
+    text: str
+    root: str  # the mirror's root URL, no trailing slash
+    packages: int  # registry packages now pointing at the mirror
+    kept: tuple[LockedFile, ...]  # files the mirror serves, with their URLs before relocation
+    dropped: tuple[LockedFile, ...]  # files the wheelhouse does not hold: removed from the lock
+    registries: tuple[str, ...]  # the registry URLs replaced, sorted
+
+    @property
+    def index_url(self) -> str:
+        """The mirror's Simple API root, as the relocated lock names it."""
+        return f"{self.root}/simple"
+
+
+def mirror_root(url: str) -> str:
+    """The mirror's root URL from ``--url``: http(s), no trailing slash; a ``…/simple`` index URL is accepted too."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise RelocateError(f"--url: {url!r} is not an http(s) URL of the mirror, e.g. http://mirror.internal:3141/")
+    if parts.query or parts.fragment or re.search(r'["\\\s]', url.strip()):
+        raise RelocateError(f"--url: {url!r} must be a plain URL (no query, fragment, quotes or spaces)")
+    path = parts.path.rstrip("/")
+    path = path.removesuffix("/simple")
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+# -- the pure rewrite -----------------------------------------------------------------------------------------
+
+_HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.-]+(?:\s*\.\s*[A-Za-z0-9_-]+)*)\s*\]\]?\s*(?:#.*)?$")
+_REGISTRY_RE = re.compile(r'(\bregistry\s*=\s*)"([^"\\]*)"')
+_SDIST_RE = re.compile(r'^(\s*sdist\s*=\s*\{\s*url\s*=\s*)"([^"\\]*)"')
+_WHEEL_RE = re.compile(r'^(\s*\{\s*url\s*=\s*)"([^"\\]*)"')
+_WHEELS_OPEN_RE = re.compile(r"^\s*wheels\s*=\s*\[\s*(?:#.*)?$")
+_CLOSE_RE = re.compile(r"^\s*\]\s*(?:#.*)?$")
+# Tables whose registry sources are rewritten: the package itself and its dependency edges; never
+# [package.metadata] (the project's input) or [manifest].
+_EDGE_TABLES = ("package", "package.optional-dependencies", "package.dev-dependencies")
+_EDGE_KEYS = ("dependencies", "optional-dependencies", "dev-dependencies")
+
+
+def _is_url(value: str) -> bool:
+    """A registry given by URL (relocated), not a local directory of distributions (left alone)."""
+    return urlsplit(value).scheme in ("http", "https", "file")
+
+
+def _describe(item: Mapping[str, Any], index: int) -> str:
+    name, version = item.get("name"), item.get("version")
+    return f"package[{index}] ({name} {version})" if version else f"package[{index}] ({name})"
+
+
+def _registry(item: Mapping[str, Any]) -> str | None:
+    source = item.get("source")
+    if isinstance(source, dict) and isinstance(source.get("registry"), str):
+        return str(source["registry"])
+    return None
+
+
+def _files(item: Mapping[str, Any], index: int, label: str) -> list[LockedFile]:
+    """The sdist and wheels of a registry package, in the lock's order."""
+    entries: list[tuple[str, object]] = []
+    if "sdist" in item:
+        entries.append(("sdist", item["sdist"]))
+    wheels = item.get("wheels", [])
+    if not isinstance(wheels, list):
+        raise RelocateError(f"{label}: {_describe(item, index)}: wheels: expected an array of tables")
+    entries += [(f"wheels[{i}]", wheel) for i, wheel in enumerate(wheels)]
+    name = canonicalize_name(str(item["name"]))
+    files = []
+    for where, entry in entries:
+        url = entry.get("url") if isinstance(entry, dict) else None
+        if not isinstance(url, str):
+            raise RelocateError(f"{label}: {_describe(item, index)}: {where}: expected a table with a url")
+        filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+        if classify(filename, name) is None:
+            raise RelocateError(
+                f"{label}: {_describe(item, index)}: {where}: {url!r} does not end in a distribution file name"
+            )
+        digest = entry.get("hash") if isinstance(entry, dict) else None
+        files.append(
+            LockedFile(
+                package=name,
+                version=str(item["version"]),
+                filename=filename,
+                url=url,
+                hash=digest if isinstance(digest, str) else None,
+            )
+        )
+    return files
+
+
+def _held(file: LockedFile, held: Mapping[str, FileEntry]) -> FileEntry | None:
+    """The wheelhouse's copy of ``file``: same name and, when the lock gives a sha256, the same one."""
+    entry = held.get(file.filename)
+    if entry is None:
+        return None
+    if file.hash is not None and file.hash.startswith("sha256:") and file.hash[7:].lower() != entry.sha256:
+        log.warning("%s: the wheelhouse holds a different file of that name (sha256 %s)", file.url, entry.sha256)
+        return None
+    return entry
+
+
+def relocate(text: str, *, root: str, held: Mapping[str, FileEntry], label: str = "uv.lock") -> Relocation:
+    """Rewrite the uv.lock ``text`` onto the mirror at ``root`` (see the module docstring).
+
+    ``held`` maps each file name the wheelhouse serves to its entry (its sha256 and its place under ``files/``).
+    """
+    parse_uv_lock(text, path=Path(label), label=label)  # the format checks of sources.py: version 1, packages
+    data: dict[str, Any] = tomllib.loads(text)
+    simple = f"{root}/simple"
+    packages: list[dict[str, Any]] = data.get("package", [])
+
+    new_urls: dict[tuple[int, str], str | None] = {}  # (package index, locked url) -> mirror url, None: drop
+    kept: list[LockedFile] = []
+    dropped: list[LockedFile] = []
+    registries: dict[str, list[int]] = {}
+    seen: dict[tuple[str, str], list[str]] = {}
+    for index, item in enumerate(packages):
+        registry = _registry(item)
+        if registry is None or not _is_url(registry):
+            continue
+        registries.setdefault(registry, []).append(index)
+        seen.setdefault((canonicalize_name(str(item["name"])), str(item["version"])), []).append(registry)
+        for file in _files(item, index, label):
+            entry = _held(file, held)
+            new_urls[(index, file.url)] = None if entry is None else f"{root}/files/{quote(entry.relpath)}"
+            (dropped if entry is None else kept).append(file)
+    for (name, version), urls in seen.items():
+        if len(urls) > 1:
+            raise RelocateError(
+                f"{label}: {name} {version} is locked from {len(urls)} registries ({', '.join(urls)}); the mirror is"
+                " one index, where they would become one package"
+            )
+
+    relocated = _rewrite_text(
+        text, new_urls, simple, relocatable={i for indexes in registries.values() for i in indexes}
+    )
+    expected = _rewrite_data(data, new_urls, simple)
+    _check_same(tomllib.loads(relocated), expected, label)
+    return Relocation(
+        text=relocated,
+        root=root,
+        packages=sum(len(indexes) for indexes in registries.values()),
+        kept=tuple(kept),
+        dropped=tuple(dropped),
+        registries=tuple(sorted(registries)),
+    )
+
+
+def _rewrite_text(
+    text: str, new_urls: Mapping[tuple[int, str], str | None], simple: str, *, relocatable: set[int]
+) -> str:
+    """Edit the lines where uv writes registry sources and file URLs; drop the lines of dropped files.
+
+    ``relocatable`` holds the indexes of the ``[[package]]`` tables whose files are relocated.
+    """
+
+    def registry(match: re.Match[str]) -> str:
+        return f'{match[1]}"{simple}"' if _is_url(match[2]) else match[0]
+
+    out: list[str] = []
+    table = ""
+    index = -1
+    block: list[str] | None = None  # the lines of a `wheels = [` array being read
+    for line in text.splitlines(keepends=True):
+        if block is not None:
+            if _CLOSE_RE.match(line):
+                if len(block) > 1:  # an array left empty is dropped with its brackets
+                    out += [*block, line]
+                block = None
+                continue
+            wheel = _WHEEL_RE.match(line)
+            new = new_urls.get((index, wheel[2]), "") if wheel else ""
+            if wheel and new is None:
+                continue
+            block.append(f'{wheel[1]}"{new}"{line[wheel.end() :]}' if wheel and new else line)
+            continue
+        header = _HEADER_RE.match(line)
+        if header:
+            table = re.sub(r"\s+", "", header[2])
+            if header[1] == "[[" and table == "package":
+                index += 1
+            out.append(line)
+            continue
+        if table == "package" and (sdist := _SDIST_RE.match(line)) and (index, sdist[2]) in new_urls:
+            new = new_urls[(index, sdist[2])]
+            if new is not None:
+                out.append(f'{sdist[1]}"{new}"{line[sdist.end() :]}')
+            continue
+        if table == "package" and index in relocatable and _WHEELS_OPEN_RE.match(line):
+            block = [line]
+            continue
+        out.append(_REGISTRY_RE.sub(registry, line) if table in _EDGE_TABLES else line)
+    if block is not None:
+        out += block
+    return "".join(out)
+
+
+def _rewrite_data(
+    data: Mapping[str, Any], new_urls: Mapping[tuple[int, str], str | None], simple: str
+) -> dict[str, Any]:
+    """What the relocated text must parse to: the original document with the same rewrite applied."""
+    expected: dict[str, Any] = copy.deepcopy(dict(data))
+
+    def edge_sources(edges: object) -> None:
+        for edge in edges if isinstance(edges, list) else []:
+            source = edge.get("source") if isinstance(edge, dict) else None
+            if isinstance(source, dict) and isinstance(source.get("registry"), str) and _is_url(source["registry"]):
+                source["registry"] = simple
+
+    for index, item in enumerate(expected.get("package", [])):
+        edge_sources(item.get("dependencies"))
+        for key in _EDGE_KEYS[1:]:
+            for edges in (item.get(key) or {}).values():
+                edge_sources(edges)
+        registry = _registry(item)
+        if registry is None or not _is_url(registry):
+            continue
+        item["source"]["registry"] = simple
+        if "sdist" in item:
+            new = new_urls[(index, item["sdist"]["url"])]
+            if new is None:
+                del item["sdist"]
+            else:
+                item["sdist"]["url"] = new
+        if "wheels" in item:
+            wheels = []
+            for wheel in item["wheels"]:
+                new = new_urls[(index, wheel["url"])]
+                if new is not None:
+                    wheels.append({**wheel, "url": new})
+            if wheels:
+                item["wheels"] = wheels
+            else:
+                del item["wheels"]
+    return expected
+
+
+def _check_same(actual: Mapping[str, Any], expected: Mapping[str, Any], label: str) -> None:
+    if actual == expected:
+        return
+    packages, wanted = actual.get("package", []), expected.get("package", [])
+    for index, item in enumerate(wanted):
+        if index >= len(packages) or packages[index] != item:
+            raise RelocateError(f"{label}: cannot rewrite {_describe(item, index)} in place; {LAYOUT_ADVICE}")
+    raise RelocateError(f"{label}: cannot rewrite the file in place; {LAYOUT_ADVICE}")
+
+
+# -- the check ------------------------------------------------------------------------------------------------
+
+
+def unserved(lock: UvLock, relocation: Relocation, targets: Sequence[Target]) -> list[str]:
+    """The packages a target installs from ``lock`` that the relocated lock gives no file for, with the targets.
+
+    A target can use a kept sdist (it builds there) or a kept wheel its tags accept. A package from git or a URL
+    needs the network, so it is listed too; local projects and archives are not. Targets whose Python the lock's
+    ``requires-python`` excludes install nothing from it.
+    """
+    files: dict[tuple[str, str], list[str]] = {}
+    for file in relocation.kept:
+        files.setdefault((file.package, file.version), []).append(file.filename)
+    missing: dict[str, list[str]] = {}
+    for target in targets:
+        if lock.requires_python is not None and not lock.requires_python.contains(
+            target.python_full_version, prereleases=True
+        ):
+            log.info("%s: requires-python excludes target %s; not checked", lock.label, target.name)
+            continue
+        for package in lock.reachable(target):
+            kind, value = package.source
+            if kind == "registry" and _is_url(value):
+                usable = [
+                    f
+                    for f in files.get((package.name, package.version or ""), [])
+                    if not f.endswith(".whl") or target.accepts(f)
+                ]
+                if not usable:
+                    missing.setdefault(package.describe(), []).append(target.name)
+            elif kind in ("git", "url"):
+                missing.setdefault(f"{package.describe()} ({kind} source)", []).append(target.name)
+    return [f"{name} [{', '.join(names)}]" for name, names in sorted(missing.items())]
+
+
+# -- the edge -------------------------------------------------------------------------------------------------
+
+
+def relocate_uv_lock(path: Path, *, url: str, spec: Spec, out: Path) -> Relocation:
+    """Relocate the uv.lock at ``path`` onto the mirror at ``url`` serving ``spec``'s wheelhouse; write ``out``.
+
+    Refuses, writing nothing, when a package that one of ``spec``'s targets installs keeps no file.
+    """
+    from mirror.fetch import verified_files  # the files mirror index lists: present and verified
+
+    label = str(path)
+    try:
+        text = path.read_bytes().decode("utf-8")  # bytes: line endings stay as they are
+    except FileNotFoundError:
+        raise RelocateError(f"{label}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RelocateError(f"{label}: cannot read: {exc}") from None
+    root = mirror_root(url)
+    ready, _ = verified_files(load_manifest(spec.lockfiles), spec.wheelhouse / "files", purpose="relocated onto")
+    relocation = relocate(text, root=root, held={file.filename: file for file in ready}, label=label)
+    missing = unserved(parse_uv_lock(text, path=path, label=label), relocation, spec.targets)
+    if missing:
+        count = f"{len(missing)} package{'s' if len(missing) > 1 else ''}"
+        raise RelocateError(
+            f"{label}: {count} that the targets install {'have' if len(missing) > 1 else 'has'} no locked file in the"
+            f" wheelhouse: {'; '.join(missing)}; {SYNC_ADVICE}"
+        )
+    try:
+        atomic.write_bytes(out, relocation.text.encode("utf-8"))
+    except OSError as exc:
+        raise RelocateError(f"{out}: cannot write: {exc}") from None
+    log.info("%s: %d files kept, %d dropped", out, len(relocation.kept), len(relocation.dropped))
+    return relocation
