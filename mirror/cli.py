@@ -746,3 +746,121 @@ def relocate_uv_lock(spec_path: Path, uv_lock: Path, mirror_url: str, output: Pa
         f"{dropped} locked file{'s are' if dropped != 1 else ' is'} outside the targets"
         " (not in the wheelhouse; dropped from the lock)"
     )
+
+
+# -- mirror config ---------------------------------------------------------------------------------------------
+
+
+@main.command("config")
+@spec_option
+@click.option("--url", default=None, metavar="URL", help="The mirror's index URL, e.g. http://mirror:3141/simple/")
+@click.option(
+    "--find-links",
+    "find_links",
+    default=None,
+    metavar="PATH",
+    help="No server: the wheelhouse tree (simple/, files/) as mounted on the clients.",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default="client-config",
+    show_default=True,
+    help="Write the files here.",
+)
+@click.option(
+    "--for",
+    "for_clients",
+    default="all",
+    show_default=True,
+    metavar="LIST|all",
+    help="pip, uv, setuptools, env, docker, k8s, poetry, pdm, pipenv (comma-separated).",
+)
+@click.option("--cert", default=None, metavar="PATH", help="The mirror's CA bundle (path on clients).")
+@click.option("-t", "--target", "target_name", default=None, metavar="NAME", help="Pin builds to this target's lock.")
+@click.option("--install", "do_install", is_flag=True, help="Write into this host's standard locations instead.")
+@click.option("--scope", default=None, metavar="system|user|venv[=PATH]", help="Where --install writes.")
+def config_command(
+    spec_path: Path,
+    url: str | None,
+    find_links: str | None,
+    out: Path,
+    for_clients: str,
+    cert: str | None,
+    target_name: str | None,
+    do_install: bool,
+    scope: str | None,
+) -> None:
+    """Write client configuration that sends pip, uv, setuptools (and Poetry, PDM, Pipenv) to the mirror only.
+
+    pip.conf, uv.toml, pydistutils.cfg, mirror.env, a Dockerfile snippet, a Kubernetes ConfigMap and pod
+    template, and Poetry/PDM/Pipenv snippets go into --out. With --target the target's build lock pins every
+    isolated build. --install --scope writes pip.conf, uv.toml and pydistutils.cfg into this host's locations,
+    keeping a .bak of each file it replaces.
+    """
+    import os
+
+    from mirror.clients import (
+        ClientConfig,
+        InstallScope,
+        install,
+        install_plan,
+        load_build_lock,
+        parse_clients,
+        render_files,
+        write_files,
+    )
+
+    if (url is None) == (find_links is None):
+        raise MirrorError("give either --url (a served mirror) or --find-links (a wheelhouse with no server)")
+    if scope is not None and not do_install:
+        raise MirrorError("--scope: only with --install")
+    if do_install and scope is None:
+        raise MirrorError("--install: needs --scope system, user or venv[=PATH]")
+    clients = parse_clients(for_clients)
+    build_lock = None
+    if target_name is not None:
+        spec = load_spec(spec_path)
+        build_lock = load_build_lock(spec.lockfiles, spec.target(target_name).name)
+    cert_path = str(Path(cert).absolute()) if cert is not None else None
+    if url is not None:
+        client_config = ClientConfig.for_url(url, cert=cert_path, build_lock=build_lock)
+    else:
+        assert find_links is not None
+        client_config = ClientConfig.for_local_tree(str(Path(find_links).absolute()), build_lock=build_lock)
+
+    if do_install:
+        assert scope is not None
+        placements, notes = install_plan(
+            client_config,
+            InstallScope.parse(scope, virtual_env=os.environ.get("VIRTUAL_ENV")),
+            clients=clients,
+            home=Path.home(),
+            xdg_config_home=Path(os.environ["XDG_CONFIG_HOME"]) if os.environ.get("XDG_CONFIG_HOME") else None,
+        )
+        for change in install(placements):
+            kept = f" (previous: {change.backup})" if change.backup is not None else ""
+            click.echo(f"{change.action:<9} {change.path}{kept}")
+        for note in notes:
+            click.echo(f"note: {note}")
+        return
+
+    out_dir = out.absolute()
+    files = render_files(
+        client_config,
+        clients=clients,
+        build_constraint=str(out_dir / "build-constraints.txt"),
+        docker_context=out.as_posix() if not out.is_absolute() else out.name,
+    )
+    for path in write_files(out_dir, files, client_config):
+        click.echo(f"wrote {path}")
+    if client_config.has_credentials:
+        click.echo("the URL holds credentials: every file holding it is mode 0600")
+    if build_lock is None:
+        click.echo("no --target: builds are not pinned to a build lock (add --target NAME)")
+    click.echo(f"index: {client_config.public_url}")
+    if "pip.conf" in files:
+        click.echo(f"  try: PIP_CONFIG_FILE={out / 'pip.conf'} pip install PACKAGE")
+    if "uv.toml" in files:
+        click.echo(f"  try: UV_CONFIG_FILE={out / 'uv.toml'} uv pip install PACKAGE")

@@ -1,0 +1,726 @@
+"""mirror config: client configuration that sends every installer and build frontend to the mirror, and only there.
+
+pip reads pip.conf, uv reads uv.toml and ignores pip.conf, and a legacy ``setup_requires`` is fetched by setuptools'
+own fetcher (``pip wheel``) configured by ``[easy_install]`` in pydistutils.cfg: each one is a separate way back to
+PyPI. :class:`ClientConfig` holds what they all need (the index URL, a trusted host, a CA bundle, a target's build
+lock); the ``render_*`` functions are pure (a config in, the text of one file out) and :func:`render_files` renders
+the set chosen with ``--for``. :func:`write_files` and :func:`install` are the file edges (atomic, with backups).
+
+What every file guarantees: one index and nothing else. No generated file names PyPI or adds a second index — a
+second index reopens dependency confusion and brings the offline failure back.
+
+Facts this module relies on, checked against the tools:
+
+* pip: ``build-constraint`` (``--build-constraint``, ``PIP_BUILD_CONSTRAINT``) constrains isolated build environments
+  since pip 25.3 (pip changelog 25.3); an environment variable overrides the same key of any config file. pip ignores
+  a plain-http index on a host other than loopback unless it is a ``trusted-host``. pip reads config files with
+  ``RawConfigParser`` (no ``%`` interpolation). Config files: ``$XDG_CONFIG_DIRS/pip/pip.conf`` then
+  ``/etc/pip.conf`` (site-wide, the later wins), ``$XDG_CONFIG_HOME/pip/pip.conf`` (user), ``$VIRTUAL_ENV/pip.conf``.
+* uv (docs.astral.sh/uv, settings reference and configuration files): top-level ``python-downloads = "never"``,
+  ``index-strategy = "first-index"``, ``allow-insecure-host``, ``build-constraint-dependencies`` (read from uv.toml
+  by ``uv pip`` and ``uv build``; ``uv lock/sync/run`` read it only from the workspace's pyproject.toml);
+  ``[[index]]`` with ``default = true`` replaces PyPI. User config ``$XDG_CONFIG_HOME/uv/uv.toml``; system config
+  ``$XDG_CONFIG_DIRS/uv/uv.toml`` (default ``/etc/xdg/uv/uv.toml``) *or* ``/etc/uv/uv.toml`` — the first found
+  only. uv reads no configuration from a virtual environment (``UV_CONFIG_FILE`` names one). uv takes a CA bundle
+  from ``SSL_CERT_FILE`` (no uv.toml key), and connects to plain-http hosts without ``allow-insecure-host``
+  (checked with uv 0.13.9), which only skips TLS verification; it is written next to pip's ``trusted-host`` so
+  that both clients name the same trusted host.
+* setuptools (``setuptools/installer.py``): ``fetch_build_egg`` runs ``pip wheel --no-deps`` with ``--index-url``
+  from ``[easy_install] index_url`` unless ``PIP_INDEX_URL`` is set, plus ``--find-links`` from ``find_links`` —
+  never ``--no-index``. The file is read with an interpolating ``ConfigParser``, so ``%`` is written ``%%``.
+  ``~/.pydistutils.cfg`` is the user's file; ``DIST_EXTRA_CONFIG`` names one more (setuptools >= 65.4).
+* Poetry: a ``primary`` source disables the implicit PyPI source (python-poetry/poetry#8771); PDM: ``pypi.url``,
+  ``pypi.verify_ssl``, ``pypi.ca_certs`` in pdm.toml, ``PDM_PYPI_URL``; Pipenv: ``PIPENV_PYPI_MIRROR`` replaces the
+  PyPI URL in every operation without editing the Pipfile.
+
+Choices:
+
+* **Build constraints.** The server serves only the wheelhouse tree, so the target's ``lockfiles/<target>.build.txt``
+  is copied next to the other files as ``build-constraints.txt`` and pip.conf names it by absolute path: the output
+  directory's copy (usable in place, ``PIP_CONFIG_FILE=client-config/pip.conf``), ``/etc/pip-build-constraints.txt``
+  in a container (the Dockerfile snippet copies it there and sets ``PIP_BUILD_CONSTRAINT``, which overrides the
+  path in the copied pip.conf), ``/etc/xdg/pip/build-constraints.txt`` in Kubernetes, next to pip.conf for
+  ``--install``. uv.toml carries the active pins inline (``build-constraint-dependencies``), so it has no path.
+* **Local trees** (``--find-links PATH``, a wheelhouse mounted with no server): pip's ``find-links`` and uv's flat
+  indexes list one directory and do not descend into the tree's ``files/<project>/`` directories (checked: pip 26.3
+  and uv 0.13.9 find nothing there), so pip, uv and setuptools all get ``PATH/simple`` as a ``file://`` simple
+  index — which keeps hashes, ``requires-python`` and PEP 658 metadata, and never falls back to a network index.
+* **Credentials** (``https://user:token@host/simple``) are written only when the URL carries them; every file that
+  holds the URL is then mode 0600, and the Kubernetes manifest is a Secret instead of a ConfigMap.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import shlex
+import shutil
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal
+from urllib.parse import urlsplit
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from mirror import atomic
+from mirror.errors import MirrorError
+
+__all__ = [
+    "BUILD_CONSTRAINTS",
+    "CLIENTS",
+    "INSTALLABLE",
+    "BuildLock",
+    "Change",
+    "ClientConfig",
+    "ClientConfigError",
+    "InstallScope",
+    "Placement",
+    "file_names",
+    "install",
+    "install_plan",
+    "load_build_lock",
+    "parse_clients",
+    "render_dockerfile",
+    "render_env",
+    "render_files",
+    "render_k8s",
+    "render_pdm_toml",
+    "render_pip_conf",
+    "render_pipfile_source",
+    "render_poetry",
+    "render_pydistutils_cfg",
+    "render_uv_toml",
+    "write_files",
+]
+
+BUILD_CONSTRAINTS = "build-constraints.txt"
+# --for names, in the order files are written, and the files each one needs (docker and k8s embed or copy the
+# files of pip, uv and setuptools)
+CLIENTS: tuple[str, ...] = ("pip", "uv", "setuptools", "env", "docker", "k8s", "poetry", "pdm", "pipenv")
+_FILES: dict[str, tuple[str, ...]] = {
+    "pip": ("pip.conf",),
+    "uv": ("uv.toml",),
+    "setuptools": ("pydistutils.cfg",),
+    "env": ("mirror.env",),
+    "docker": ("pip.conf", "uv.toml", "pydistutils.cfg", "Dockerfile.snippet"),
+    "k8s": ("k8s-configmap.yaml",),
+    "poetry": ("poetry.txt",),
+    "pdm": ("pdm.toml",),
+    "pipenv": ("Pipfile.source",),
+}
+INSTALLABLE: tuple[str, ...] = ("pip", "uv", "setuptools")  # what --install puts into this host's locations
+
+# Where containers find the files (Dockerfile.snippet copies them there; the Kubernetes volumes mount directories,
+# never single files with subPath, so that an updated ConfigMap reaches running pods)
+DOCKER_PIP_CONF = "/etc/pip.conf"
+DOCKER_UV_TOML = "/etc/uv/uv.toml"
+DOCKER_PYDISTUTILS = "/root/.pydistutils.cfg"
+DOCKER_CONSTRAINTS = "/etc/pip-build-constraints.txt"
+K8S_PIP_DIR = "/etc/xdg/pip"
+K8S_UV_DIR = "/etc/uv"
+K8S_NAME = "offline-mirror-client"
+
+# Characters that would need quoting in mirror.env (a KEY=value file for docker --env-file, systemd and sh) or
+# escaping elsewhere: such a URL or path is refused rather than written half-right. Percent-encode them in a URL.
+_UNSAFE = re.compile(r"[\s\"'`\\$;&|<>()\x00-\x1f\x7f]")
+_PYPI_HOSTS = ("pypi.org", "pypi.python.org", "files.pythonhosted.org", "test.pypi.org")
+
+
+class ClientConfigError(MirrorError):
+    """A client configuration cannot be made as asked, or cannot be written."""
+
+
+# --- the build lock ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BuildLock:
+    """The active pins of a target's ``<target>.build.txt``, with their hashes.
+
+    Comments are dropped — among them the lock's header, which names the upstream the lock was resolved from
+    (PyPI, usually): nothing written for clients names it.
+    """
+
+    target: str
+    entries: tuple[tuple[str, tuple[str, ...]], ...]  # ("name==version", ("sha256:…", …)), in file order
+
+    @property
+    def pins(self) -> tuple[str, ...]:
+        return tuple(pin for pin, _ in self.entries)
+
+    @classmethod
+    def parse(cls, text: str, *, target: str, where: str) -> BuildLock:
+        """Read the active pins of a build lock; ``where`` names the file in errors (``file:line: …``).
+
+        Versions the lock keeps only as comments (conflicting build requirements) are not active.
+        """
+        entries: list[tuple[str, list[str]]] = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            item = line.strip().removesuffix("\\").strip()
+            if not item or item.startswith("#"):
+                continue
+            if line[0] in " \t":  # a continuation: --hash=sha256:…
+                option, _, digest = item.partition("=")
+                if option != "--hash" or not entries:
+                    raise ClientConfigError(f"{where}:{number}: {item!r} is not a --hash of a pin")
+                entries[-1][1].append(digest)
+                continue
+            try:
+                requirement = Requirement(item)
+            except InvalidRequirement as exc:
+                raise ClientConfigError(f"{where}:{number}: {item!r} is not a requirement: {exc}") from None
+            specifiers = list(requirement.specifier)
+            exact = len(specifiers) == 1 and specifiers[0].operator == "=="
+            if not exact or requirement.url or requirement.extras or requirement.marker is not None:
+                raise ClientConfigError(f"{where}:{number}: {item!r} is not a pin (name==version)")
+            entries.append((f"{requirement.name}=={specifiers[0].version}", []))
+        return cls(target=target, entries=tuple((pin, tuple(hashes)) for pin, hashes in entries))
+
+    def render(self) -> str:
+        """``build-constraints.txt``: the pins with their hashes, for pip's ``build-constraint``."""
+        lines = [
+            f"# The build lock of target {self.target} (lockfiles/{self.target}.build.txt, mirror lock): the versions",
+            "# isolated builds get. Written by offline-mirror (mirror config); pip.conf names it (pip >= 25.3).",
+        ]
+        for pin, hashes in self.entries:
+            lines.append(pin + (" \\" if hashes else ""))
+            lines += [f"    --hash={h}" + (" \\" if i < len(hashes) - 1 else "") for i, h in enumerate(hashes)]
+        return "\n".join(lines) + "\n"
+
+
+def load_build_lock(lockfiles: Path, target: str) -> BuildLock:
+    """``lockfiles/<target>.build.txt``, parsed."""
+    path = lockfiles / f"{target}.build.txt"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ClientConfigError(f"{path}: no such file; run mirror lock") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ClientConfigError(f"{path}: cannot read: {exc}") from None
+    return BuildLock.parse(text, target=target, where=str(path))
+
+
+# --- the configuration ------------------------------------------------------------------------------------------
+
+
+def _check_safe(option: str, value: str) -> None:
+    bad = _UNSAFE.search(value)
+    if bad:
+        raise ClientConfigError(f"{option}: {value!r} contains {bad.group()!r}; percent-encode it or choose another")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClientConfig:
+    """What every client is told. Build one with :meth:`for_url` or :meth:`for_local_tree`."""
+
+    index_url: str  # the Simple API root clients use: http(s)://…/simple/ or file:///…/simple/
+    local_tree: str | None = None  # --find-links: the wheelhouse tree as mounted on the clients (no server)
+    cert: str | None = None  # a CA bundle's path on the clients
+    build_lock: BuildLock | None = None
+
+    @classmethod
+    def for_url(cls, url: str, *, cert: str | None = None, build_lock: BuildLock | None = None) -> ClientConfig:
+        """Clients of a mirror served at ``url`` (its Simple API root, e.g. ``http://mirror:3141/simple/``)."""
+        _check_safe("--url", url)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ClientConfigError(f"--url: {url!r} is not an http:// or https:// URL")
+        host = parts.hostname.lower()
+        if host in _PYPI_HOSTS or host.endswith(".pypi.org"):
+            raise ClientConfigError(f"--url: {url!r} is PyPI itself; give the URL of the mirror")
+        if cert is not None:
+            _check_safe("--cert", cert)
+            if not PurePosixPath(cert).is_absolute():
+                raise ClientConfigError(f"--cert: {cert!r} must be an absolute path (the CA bundle on the clients)")
+        return cls(index_url=url, cert=cert, build_lock=build_lock)
+
+    @classmethod
+    def for_local_tree(cls, path: str, *, build_lock: BuildLock | None = None) -> ClientConfig:
+        """Clients that read the wheelhouse tree at ``path`` (holding ``simple/`` and ``files/``) with no server."""
+        _check_safe("--find-links", path)
+        tree = PurePosixPath(path)
+        if not tree.is_absolute():
+            raise ClientConfigError(f"--find-links: {path!r} must be an absolute path (the tree on the clients)")
+        return cls(index_url=(tree / "simple").as_uri() + "/", local_tree=str(tree), build_lock=build_lock)
+
+    @property
+    def trusted_host(self) -> str | None:
+        """``host[:port]`` pip must trust: plain http to a host that is not loopback (pip ignores it otherwise)."""
+        parts = urlsplit(self.index_url)
+        if parts.scheme != "http" or parts.hostname is None or _is_loopback(parts.hostname):
+            return None
+        return parts.netloc.rpartition("@")[2]
+
+    @property
+    def uv_insecure_host(self) -> str | None:
+        """The trusted host as uv's ``allow-insecure-host`` takes it: uv rejects IPv6 literals there (uv 0.13.9:
+        "invalid port for `--trusted-host`") and needs none for plain http, so an IPv6 host gets no entry."""
+        host = self.trusted_host
+        return None if host is None or host.startswith("[") else host
+
+    @property
+    def has_credentials(self) -> bool:
+        """The URL carries a user name or password: files holding it are written mode 0600."""
+        parts = urlsplit(self.index_url)
+        return parts.username is not None or parts.password is not None
+
+    @property
+    def public_url(self) -> str:
+        """The index URL without credentials (for messages)."""
+        parts = urlsplit(self.index_url)
+        if not self.has_credentials:
+            return self.index_url
+        return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+# --- renderers (pure) -------------------------------------------------------------------------------------------
+
+
+def _toml(value: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def render_pip_conf(config: ClientConfig, *, build_constraint: str | None = None) -> str:
+    """pip.conf: the mirror as the only index; ``build_constraint`` is where the build lock is on that machine."""
+    where = f"the wheelhouse at {config.local_tree} (no server)" if config.local_tree else "the offline mirror"
+    lines = [
+        f"# pip: {where} is the only index. Written by offline-mirror (mirror config).",
+        "# One index and no second one: a second index reopens dependency confusion and the offline failure.",
+        "[global]",
+        f"index-url = {config.index_url}",
+    ]
+    if config.trusted_host:
+        lines.append("# plain http off loopback: pip ignores the index unless its host is trusted")
+        lines.append(f"trusted-host = {config.trusted_host}")
+    if config.cert:
+        lines.append(f"cert = {config.cert}")
+    if config.build_lock is not None and build_constraint is not None:
+        lines.append(
+            f"# the build lock of target {config.build_lock.target}; pip >= 25.3 applies it to isolated builds"
+        )
+        lines.append(f"build-constraint = {build_constraint}")
+    return "\n".join(lines) + "\n"
+
+
+def render_uv_toml(config: ClientConfig) -> str:
+    """uv.toml: top-level settings first (a key after ``[[index]]`` would belong to it), then the one index."""
+    where = f"the wheelhouse at {config.local_tree} (no server)" if config.local_tree else "the offline mirror"
+    lines = [
+        f"# uv: {where} is the only index. Written by offline-mirror (mirror config).",
+        "# Top-level settings come first: a key written after [[index]] would belong to the index table.",
+        'python-downloads = "never"',
+        'index-strategy = "first-index"',
+    ]
+    if config.uv_insecure_host:
+        lines.append(f"allow-insecure-host = [{_toml(config.uv_insecure_host)}]")
+    if config.cert:
+        lines.append(f"# TLS: uv reads the CA bundle from SSL_CERT_FILE={config.cert} (mirror.env); uv.toml has no key")
+    if config.build_lock is not None and config.build_lock.pins:
+        lines.append(
+            f"# the build lock of target {config.build_lock.target}, for uv pip and uv build"
+            " (uv lock/sync/run read pyproject.toml's)"
+        )
+        lines.append("build-constraint-dependencies = [")
+        lines += [f"    {_toml(pin)}," for pin in config.build_lock.pins]
+        lines.append("]")
+    lines += ["", "[[index]]", 'name = "mirror"', f"url = {_toml(config.index_url)}", "default = true"]
+    return "\n".join(lines) + "\n"
+
+
+def render_pydistutils_cfg(config: ClientConfig) -> str:
+    """pydistutils.cfg: where setuptools' own fetcher (legacy ``setup_requires``) gets packages."""
+    lines = [
+        "# setuptools: legacy setup_requires, fetched by setuptools' own fetcher (pip wheel), come from the mirror",
+        "# only. Written by offline-mirror (mirror config). Install as ~/.pydistutils.cfg, or name it in",
+        "# DIST_EXTRA_CONFIG (setuptools >= 65.4). PIP_INDEX_URL, when set, wins over index_url.",
+    ]
+    if config.trusted_host:
+        lines.append(
+            "# plain http off loopback: the fetcher's pip also needs trusted-host (pip.conf or PIP_TRUSTED_HOST)"
+        )
+    lines += ["[easy_install]", f"index_url = {config.index_url.replace('%', '%%')}"]
+    return "\n".join(lines) + "\n"
+
+
+def _environment(config: ClientConfig, *, build_constraint: str | None = None) -> list[tuple[str, str]]:
+    env = [("PIP_INDEX_URL", config.index_url)]
+    if config.trusted_host:
+        env.append(("PIP_TRUSTED_HOST", config.trusted_host))
+    if config.cert:
+        env.append(("PIP_CERT", config.cert))
+    if config.build_lock is not None and build_constraint is not None:
+        env.append(("PIP_BUILD_CONSTRAINT", build_constraint))
+    env.append(("UV_DEFAULT_INDEX", config.index_url))
+    if config.uv_insecure_host:
+        env.append(("UV_INSECURE_HOST", config.uv_insecure_host))
+    env.append(("UV_PYTHON_DOWNLOADS", "never"))
+    if config.cert:
+        env.append(("SSL_CERT_FILE", config.cert))
+    env += [("PDM_PYPI_URL", config.index_url), ("PIPENV_PYPI_MIRROR", config.index_url)]
+    return env
+
+
+def render_env(config: ClientConfig) -> str:
+    """mirror.env: ``KEY=value`` lines, no quoting (values never need it), for docker, systemd and sh alike."""
+    lines = [
+        "# The offline mirror for every client, by environment. Written by offline-mirror (mirror config).",
+        "# docker run --env-file mirror.env | systemd EnvironmentFile= | sh: set -a; . ./mirror.env; set +a",
+    ]
+    lines += [f"{key}={value}" for key, value in _environment(config)]
+    return "\n".join(lines) + "\n"
+
+
+def render_dockerfile(config: ClientConfig, *, context: str = "client-config") -> str:
+    """Dockerfile.snippet: COPY the files (``context``: their directory in the build context) and the ENV lines."""
+    source = PurePosixPath(context)
+    lines = [
+        "# The offline mirror for every installer and build frontend in the image. Written by offline-mirror",
+        f"# (mirror config); paste into the Dockerfile before the first install. {context}/ is in the build context.",
+    ]
+    if config.local_tree:
+        lines.append(f"# The wheelhouse must be at {config.local_tree} in the image (COPY it or RUN --mount it).")
+    if config.has_credentials:
+        lines.append("# The URL holds credentials: ENV and COPY keep them in the image; prefer build secrets.")
+    lines += [
+        f"COPY {source / 'pip.conf'} {DOCKER_PIP_CONF}",
+        f"COPY {source / 'uv.toml'} {DOCKER_UV_TOML}",
+        f"COPY {source / 'pydistutils.cfg'} {DOCKER_PYDISTUTILS}",
+    ]
+    constraint = None
+    if config.build_lock is not None:
+        constraint = DOCKER_CONSTRAINTS
+        lines.append(f"COPY {source / BUILD_CONSTRAINTS} {DOCKER_CONSTRAINTS}")
+        lines.append("# PIP_BUILD_CONSTRAINT overrides the build-constraint path pip.conf has outside the image")
+    env = _environment(config, build_constraint=constraint)
+    lines.append("ENV " + " \\\n    ".join(f"{key}={value}" for key, value in env))
+    return "\n".join(lines) + "\n"
+
+
+def _block(text: str, indent: str) -> list[str]:
+    return [f"{indent}{line}" if line else "" for line in text.splitlines()]
+
+
+def render_k8s(config: ClientConfig) -> str:
+    """k8s-configmap.yaml: a ConfigMap (a Secret when the URL holds credentials) and the pod template to merge.
+
+    pip.conf, the build lock and pydistutils.cfg are mounted as the directory /etc/xdg/pip, uv.toml as /etc/uv
+    (no subPath: an updated ConfigMap reaches running pods); the environment variables are set too, because they
+    win over any /etc/pip.conf or /etc/xdg/uv/uv.toml the image has.
+    """
+    constraint = f"{K8S_PIP_DIR}/{BUILD_CONSTRAINTS}" if config.build_lock is not None else None
+    files = {
+        "pip.conf": render_pip_conf(config, build_constraint=constraint),
+        "pydistutils.cfg": render_pydistutils_cfg(config),
+    }
+    if config.build_lock is not None:
+        files[BUILD_CONSTRAINTS] = config.build_lock.render()
+    kind, data = ("Secret", "stringData") if config.has_credentials else ("ConfigMap", "data")
+    lines = [
+        "# The offline mirror for every installer and build frontend in a pod. Written by offline-mirror",
+        "# (mirror config). kubectl apply -f the first document; merge the second into the pod template.",
+    ]
+    if config.local_tree:
+        lines.append(f"# The wheelhouse must be mounted at {config.local_tree} in the container.")
+    lines += ["apiVersion: v1", f"kind: {kind}", "metadata:", f"  name: {K8S_NAME}", f"{data}:"]
+    for name, text in [*files.items(), ("uv.toml", render_uv_toml(config))]:
+        lines.append(f"  {name}: |")
+        lines += _block(text, "    ")
+    env = [*_environment(config, build_constraint=constraint), ("DIST_EXTRA_CONFIG", f"{K8S_PIP_DIR}/pydistutils.cfg")]
+    source = "secret" if config.has_credentials else "configMap"
+    ref = "secretName" if config.has_credentials else "name"
+    lines += [
+        "---",
+        "# Merge into the pod template (e.g. kubectl patch deployment NAME --patch-file); rename the container.",
+        "spec:",
+        "  template:",
+        "    spec:",
+        "      containers:",
+        "        - name: app",
+        "          env:",
+    ]
+    for key, value in env:
+        lines += [f"            - name: {key}", f"              value: {_toml(value)}"]
+    lines += [
+        "          volumeMounts:",
+        "            - name: mirror-pip",
+        f"              mountPath: {K8S_PIP_DIR}",
+        "              readOnly: true",
+        "            - name: mirror-uv",
+        f"              mountPath: {K8S_UV_DIR}",
+        "              readOnly: true",
+        "      volumes:",
+        "        - name: mirror-pip",
+        f"          {source}:",
+        f"            {ref}: {K8S_NAME}",
+        "            items:",
+    ]
+    for name in files:
+        lines += [f"              - key: {name}", f"                path: {name}"]
+    lines += [
+        "        - name: mirror-uv",
+        f"          {source}:",
+        f"            {ref}: {K8S_NAME}",
+        "            items:",
+        "              - key: uv.toml",
+        "                path: uv.toml",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_poetry(config: ClientConfig) -> str:
+    """poetry.txt: the ``poetry source add`` command and the pyproject.toml table it writes."""
+    lines = [
+        "# Poetry: the mirror as the project's only source. Written by offline-mirror (mirror config).",
+        "# A primary source disables Poetry's implicit PyPI source. Run in the project:",
+        f"poetry source add --priority=primary mirror {shlex.quote(config.index_url)}",
+    ]
+    if config.cert:
+        lines.append(f"poetry config certificates.mirror.cert {shlex.quote(config.cert)}")
+    lines += [
+        "",
+        "# or write it into pyproject.toml:",
+        "[[tool.poetry.source]]",
+        'name = "mirror"',
+        f"url = {_toml(config.index_url)}",
+        'priority = "primary"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_pdm_toml(config: ClientConfig) -> str:
+    """pdm.toml: PDM's project configuration (next to pyproject.toml) with the mirror as ``pypi.url``."""
+    lines = [
+        "# PDM: the mirror as the only index. Written by offline-mirror (mirror config). Save as pdm.toml next",
+        "# to pyproject.toml (project configuration), or set PDM_PYPI_URL (mirror.env).",
+        "[pypi]",
+        f"url = {_toml(config.index_url)}",
+    ]
+    if config.trusted_host:
+        lines.append("verify_ssl = false")
+    if config.cert:
+        lines.append(f"ca_certs = {_toml(config.cert)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_pipfile_source(config: ClientConfig) -> str:
+    """Pipfile.source: the ``[[source]]`` table that replaces the Pipfile's."""
+    lines = [
+        "# Pipenv: replace every [[source]] table of the Pipfile with this one, or set PIPENV_PYPI_MIRROR",
+        "# (mirror.env). Written by offline-mirror (mirror config).",
+        "[[source]]",
+        'name = "mirror"',
+        f"url = {_toml(config.index_url)}",
+        f"verify_ssl = {'false' if config.trusted_host else 'true'}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_clients(value: str) -> tuple[str, ...]:
+    """``--for``: ``all`` or a comma-separated list of :data:`CLIENTS`, in :data:`CLIENTS` order."""
+    names = {name.strip() for name in value.split(",") if name.strip()}
+    if not names:
+        raise ClientConfigError(f"--for: {value!r} names no client; choose from all, {', '.join(CLIENTS)}")
+    if "all" in names:
+        return CLIENTS
+    unknown = sorted(names - set(CLIENTS))
+    if unknown:
+        raise ClientConfigError(f"--for: {unknown[0]!r} is not a client; choose from all, {', '.join(CLIENTS)}")
+    return tuple(name for name in CLIENTS if name in names)
+
+
+def file_names(clients: Iterable[str], *, build_lock: bool) -> list[str]:
+    """The files the chosen clients need, in writing order (``build-constraints.txt`` with pip, uv or docker)."""
+    chosen = set(clients)
+    names: list[str] = []
+    for client in CLIENTS:
+        if client in chosen:
+            names += [name for name in _FILES[client] if name not in names]
+    if build_lock and chosen & {"pip", "docker"}:
+        names.append(BUILD_CONSTRAINTS)
+    return names
+
+
+def render_files(
+    config: ClientConfig,
+    *,
+    clients: Iterable[str] = CLIENTS,
+    build_constraint: str | None = None,
+    docker_context: str = "client-config",
+) -> dict[str, str]:
+    """File name -> text for the chosen clients. ``build_constraint``: the absolute path pip.conf gives for
+    ``build-constraints.txt`` (where the output directory's copy is)."""
+    renderers: dict[str, Callable[[], str]] = {
+        "pip.conf": lambda: render_pip_conf(config, build_constraint=build_constraint),
+        "uv.toml": lambda: render_uv_toml(config),
+        "pydistutils.cfg": lambda: render_pydistutils_cfg(config),
+        "mirror.env": lambda: render_env(config),
+        "Dockerfile.snippet": lambda: render_dockerfile(config, context=docker_context),
+        "k8s-configmap.yaml": lambda: render_k8s(config),
+        "poetry.txt": lambda: render_poetry(config),
+        "pdm.toml": lambda: render_pdm_toml(config),
+        "Pipfile.source": lambda: render_pipfile_source(config),
+        BUILD_CONSTRAINTS: lambda: config.build_lock.render() if config.build_lock is not None else "",
+    }
+    return {name: renderers[name]() for name in file_names(clients, build_lock=config.build_lock is not None)}
+
+
+def _mode(config: ClientConfig, name: str) -> int:
+    return 0o600 if config.has_credentials and name != BUILD_CONSTRAINTS else 0o644
+
+
+def write_files(out_dir: Path, files: Mapping[str, str], config: ClientConfig) -> list[Path]:
+    """Write each file atomically into ``out_dir``; 0600 for those holding credentials. The paths written."""
+    written = []
+    for name, text in files.items():
+        path = out_dir / name
+        try:
+            atomic.write_text(path, text, mode=_mode(config, name))
+        except OSError as exc:
+            raise ClientConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+        written.append(path)
+    return written
+
+
+# --- installing into this host's locations ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InstallScope:
+    """``--scope``: ``system``, ``user`` or ``venv[=PATH]`` (PATH defaults to the active virtual environment)."""
+
+    kind: Literal["system", "user", "venv"]
+    venv: Path | None = None
+
+    @classmethod
+    def parse(cls, value: str, *, virtual_env: str | None = None) -> InstallScope:
+        kind, sep, path = value.partition("=")
+        if kind in ("system", "user") and not sep:
+            return cls(kind="system" if kind == "system" else "user")
+        if kind != "venv":
+            raise ClientConfigError(f"--scope: {value!r} is not system, user or venv[=PATH]")
+        if not path:
+            if not virtual_env:
+                raise ClientConfigError("--scope: venv needs =PATH when no virtual environment is active")
+            path = virtual_env
+        return cls(kind="venv", venv=Path(path))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Placement:
+    """One file to install: where, what, with which mode."""
+
+    path: Path
+    text: str
+    mode: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Change:
+    """What :func:`install` did to one path."""
+
+    path: Path
+    action: Literal["created", "replaced", "unchanged"]
+    backup: Path | None = None  # the previous file, for "replaced"
+
+
+def install_plan(
+    config: ClientConfig,
+    scope: InstallScope,
+    *,
+    clients: Iterable[str] = INSTALLABLE,
+    home: Path,
+    xdg_config_home: Path | None = None,
+    exists: Callable[[Path], bool] = Path.exists,
+) -> tuple[list[Placement], list[str]]:
+    """The files to write for ``scope`` on this host and notes for the user (what each client will not see).
+
+    system: /etc/pip.conf, /etc/uv/uv.toml, /etc/pip-build-constraints.txt, and the invoking user's
+    ~/.pydistutils.cfg (setuptools has no site-wide file outside its own install). user: $XDG_CONFIG_HOME/pip/pip.conf
+    and uv/uv.toml, ~/.pydistutils.cfg. venv=PATH: PATH/pip.conf and PATH/uv.toml (uv reads it only through
+    UV_CONFIG_FILE).
+    """
+    chosen = [c for c in INSTALLABLE if c in set(clients)]
+    if not chosen:
+        raise ClientConfigError(f"--install: --for names nothing to install; installable: {', '.join(INSTALLABLE)}")
+    notes: list[str] = []
+    config_home = xdg_config_home or home / ".config"
+    pydistutils: Path | None = home / ".pydistutils.cfg"
+    if scope.kind == "system":
+        pip_conf, uv_toml, constraints = Path("/etc/pip.conf"), Path("/etc/uv/uv.toml"), Path(DOCKER_CONSTRAINTS)
+        if "uv" in chosen and exists(Path("/etc/xdg/uv/uv.toml")):
+            notes.append("uv reads /etc/xdg/uv/uv.toml instead of /etc/uv/uv.toml: remove it, or use UV_CONFIG_FILE")
+        if "setuptools" in chosen:
+            notes.append(f"setuptools has no site-wide file: {pydistutils} serves the user running setup.py")
+    elif scope.kind == "user":
+        pip_conf, uv_toml = config_home / "pip" / "pip.conf", config_home / "uv" / "uv.toml"
+        constraints = config_home / "pip" / BUILD_CONSTRAINTS
+    else:
+        assert scope.venv is not None
+        if not (scope.venv / "pyvenv.cfg").is_file():
+            raise ClientConfigError(f"--scope: {scope.venv} is not a virtual environment (no pyvenv.cfg)")
+        pip_conf, uv_toml, constraints = scope.venv / "pip.conf", scope.venv / "uv.toml", scope.venv / BUILD_CONSTRAINTS
+        pydistutils = None
+        if "uv" in chosen:
+            notes.append(f"uv reads no configuration from a virtual environment: export UV_CONFIG_FILE={uv_toml}")
+        if "setuptools" in chosen:
+            notes.append("setuptools has no per-environment file: use --scope user, or DIST_EXTRA_CONFIG")
+    mode = 0o600 if config.has_credentials else 0o644
+    placements = []
+    if "pip" in chosen:
+        constraint = str(constraints) if config.build_lock is not None else None
+        placements.append(
+            Placement(path=pip_conf, text=render_pip_conf(config, build_constraint=constraint), mode=mode)
+        )
+        if config.build_lock is not None:
+            placements.append(Placement(path=constraints, text=config.build_lock.render(), mode=0o644))
+    if "uv" in chosen:
+        placements.append(Placement(path=uv_toml, text=render_uv_toml(config), mode=mode))
+    if "setuptools" in chosen and pydistutils is not None:
+        placements.append(Placement(path=pydistutils, text=render_pydistutils_cfg(config), mode=mode))
+    return placements, notes
+
+
+def _backup_path(path: Path) -> Path:
+    candidate = path.with_name(path.name + ".bak")
+    number = 0
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}.bak.{number}")
+    return candidate
+
+
+def install(placements: Iterable[Placement]) -> list[Change]:
+    """Write each placement atomically; a different existing file is first copied to ``<name>.bak`` (``.bak.N``)."""
+    changes = []
+    for placement in placements:
+        path = placement.path
+        try:
+            try:
+                current: bytes | None = path.read_bytes()
+            except FileNotFoundError:
+                current = None
+            new = placement.text.encode("utf-8")
+            if current == new and (path.stat().st_mode & 0o777) == placement.mode:
+                changes.append(Change(path=path, action="unchanged"))
+                continue
+            backup = None
+            if current is not None:
+                backup = _backup_path(path)
+                shutil.copy2(path, backup)
+            atomic.write_bytes(path, new, mode=placement.mode)
+        except OSError as exc:
+            raise ClientConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+        changes.append(Change(path=path, action="created" if current is None else "replaced", backup=backup))
+    return changes
