@@ -864,3 +864,37 @@ def config_command(
         click.echo(f"  try: PIP_CONFIG_FILE={out / 'pip.conf'} pip install PACKAGE")
     if "uv.toml" in files:
         click.echo(f"  try: UV_CONFIG_FILE={out / 'uv.toml'} uv pip install PACKAGE")
+
+
+# -- mirror doctor ---------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("project_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@spec_option
+@click.option("-t", "--target", "target_name", default=None, metavar="NAME", help="The target to check against.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def doctor(project_dir: Path, spec_path: Path, target_name: str | None, as_json: bool) -> None:
+    """Lint PROJECT_DIR for offline-deploy hazards against the mirror (no network); exit 1 on errors.
+
+    Imports no locked distribution provides, `uv run` builds without build requirements, setup_requires,
+    unpinned requirements, sdists compiling on the target, a uv.lock pointing at PyPI, venvs kept across deploys.
+    """
+    from mirror.builtwheels import Registry, apply
+    from mirror.doctor import choose_target, diagnose, mirror_view, read_project_files
+    from mirror.manifest import load_manifest
+
+    spec = load_spec(spec_path)
+    files_dir = spec.wheelhouse / "files"
+    manifest = apply(load_manifest(spec.lockfiles), Registry(spec.wheelhouse), files_dir)
+    target = choose_target(manifest, target_name, host_target().name)
+    report = diagnose(
+        read_project_files(project_dir), mirror_view(manifest, target, files_dir), project=str(project_dir)
+    )
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        for line in report.render():
+            click.echo(line)
+    if report.errors:
+        sys.exit(1)
