@@ -1,0 +1,714 @@
+"""mirror verify: the proof that installs and builds succeed from the mirror alone, with no route out.
+
+The CLI re-runs itself under ``unshare --user --map-root-user --net --mount`` (:func:`namespace_command`): a new
+network namespace whose only interface is loopback, and a private mount namespace. Inside (:func:`enter_namespace`)
+loopback is brought up (``SIOCSIFFLAGS`` on ``lo``: no dependency on iproute2), the host's site-wide pip and uv
+configuration files are hidden behind empty bind mounts, and :func:`verify` runs:
+
+* ``isolation``: a connection to 192.0.2.1 (TEST-NET-1, never routed) must fail, or nothing below proves anything;
+* the embedded server (:func:`mirror.serve.serving`) on 127.0.0.1 over the wheelhouse, and the files
+  :mod:`mirror.clients` renders for that URL (pip.conf, uv.toml, pydistutils.cfg, the build lock) in a temporary
+  directory. Every client runs with a temporary ``HOME``/``XDG_*``, ``PIP_CONFIG_FILE``/``UV_CONFIG_FILE`` naming
+  those files, and no ``PIP_*``/``UV_*``/proxy/``PYTHONPATH``/``VIRTUAL_ENV`` variable of this host;
+* for every target this host can run (:func:`mirror.interpreters.interpreter_for`): ``pip install
+  --require-hashes -r lockfiles/<target>.txt`` in a fresh ``python -m venv`` (its bundled pip, not upgraded);
+  ``uv pip install -r`` in a fresh ``uv venv``; an import of every top-level module of every locked distribution
+  installed (``top_level.txt``, else ``RECORD``); ``pip wheel --no-deps`` of every sdist the target locks (an
+  isolated build whose requirements come from the mirror); ``pip install DIR`` of every ``--project``;
+* for every target (runnable or not), the static checks: every locked file present with its sha256
+  (:func:`mirror.fetch.check`), every wheel's tags accepted by the target (:meth:`Target.accepts`), every pin of
+  every build in the manifest held by the wheelhouse.
+
+A failed step keeps the last lines of its output and what was missing: requirements named by pip's or uv's
+error, and every URL the mirror answered 404. Nothing is printed: progress goes through a callback, and the
+inner process hands its :class:`Report` to the outer one as JSON.
+
+Not here yet: ``uv sync --frozen`` of a project's relocated uv.lock, and a legacy ``setup_requires`` through
+pydistutils.cfg alone (the file is installed in the temporary ``HOME``, so a build that needs it uses it).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import fcntl
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mirror.clients import BUILD_CONSTRAINTS, ClientConfig, load_build_lock, render_files
+from mirror.errors import MirrorError
+from mirror.fetch import check
+from mirror.interpreters import Interpreter, discover, interpreter_for
+from mirror.manifest import Manifest, TargetEntry
+from mirror.resolve import Runner, run_command
+from mirror.serve import AccessRecord, serving
+
+__all__ = [
+    "NAMESPACE_HINT",
+    "PROBE_ADDRESS",
+    "NamespaceUnavailable",
+    "Report",
+    "Step",
+    "VerifyError",
+    "enter_namespace",
+    "namespace_command",
+    "probe_isolation",
+    "render_table",
+    "run_isolated",
+    "static_steps",
+    "verify",
+]
+
+#: TEST-NET-1 (RFC 5737): documentation only, routed nowhere. Inside the namespace a connection must fail at once.
+PROBE_ADDRESS = ("192.0.2.1", 80)
+NAMESPACE_HINT = (
+    "unprivileged user namespaces are needed (unshare from util-linux, run as `unshare --user --map-root-user"
+    " --net --mount true`); enable them with `sysctl -w kernel.unprivileged_userns_clone=1` (Debian/Ubuntu),"
+    " `sysctl -w user.max_user_namespaces=15000`, or `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`"
+    " (Ubuntu >= 23.10); in a container, run it with a seccomp/AppArmor profile that allows unshare(CLONE_NEWUSER)"
+)
+#: Site-wide client configuration a temporary HOME and XDG_CONFIG_DIRS do not hide (pip always reads /etc/pip.conf
+#: unless PIP_CONFIG_FILE is os.devnull; uv reads /etc/uv/uv.toml). Inside the namespace each is bind-mounted over.
+SITE_CONFIGS = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", "/etc/uv/uv.toml", "/etc/xdg/uv/uv.toml")
+TAIL_LINES = 15
+Progress = Callable[[str], None]
+
+_DROP_VARS = frozenset({"PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONSTARTUP"})
+_PROXY_VARS = frozenset({"http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy"})
+_MISSING_PATTERNS = (
+    re.compile(r"No matching distribution found for ([^\s;]+)"),
+    re.compile(r"Could not find a version that satisfies the requirement ([^\s;]+)"),
+    re.compile(r"\b([A-Za-z0-9][A-Za-z0-9._-]*) was not found in the package registry"),
+    re.compile(r"\b([A-Za-z0-9][A-Za-z0-9._-]*) was not found in the provided package locations"),
+)
+_ROW_ORDER = ("files", "tags", "build closure", "pip install", "uv pip install", "imports", "sdist builds")
+
+#: Run by a venv's python: import every top-level module of the named distributions. Standard library only.
+IMPORT_SCRIPT = r"""
+import importlib, importlib.metadata as md, json, re, sys, traceback
+wanted = set(json.loads(sys.argv[1]))
+def norm(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+def modules(dist):
+    text = dist.read_text("top_level.txt")
+    if text:
+        return sorted({line.strip().replace("/", ".") for line in text.splitlines() if line.strip()}), "top_level.txt"
+    found = set()
+    for entry in dist.files or ():
+        parts = entry.parts
+        head = parts[0]
+        if head in ("..", "__pycache__") or head.endswith((".dist-info", ".data", ".egg-info")):
+            continue
+        if len(parts) == 1:
+            name, dot, suffix = head.partition(".")
+            if suffix == "py" or (dot and suffix.endswith(("so", "pyd"))):
+                found.add(name)
+        elif head.isidentifier():
+            found.add(head)
+    return sorted(found), "RECORD"
+out = []
+for dist in md.distributions():
+    name = norm(dist.metadata["Name"] or "")
+    if name not in wanted:
+        continue
+    mods, source = modules(dist)
+    for mod in mods:
+        if mod.endswith("-stubs") or not mod.replace(".", "_").isidentifier():
+            out.append([name, mod, "skipped: not an importable module name (" + source + ")", True])
+            continue
+        try:
+            importlib.import_module(mod)
+        except BaseException as exc:
+            last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            out.append([name, mod, last, False])
+        else:
+            out.append([name, mod, None, True])
+print(json.dumps(out))
+"""
+
+
+class VerifyError(MirrorError):
+    """mirror verify could not run (as opposed to: it ran, and a step failed)."""
+
+
+class NamespaceUnavailable(VerifyError):
+    """This machine cannot create an unprivileged network namespace."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Step:
+    """One step for one target: ``files``, ``pip install``, … (``target`` is ``*`` for the isolation probe)."""
+
+    step: str
+    target: str
+    ok: bool
+    summary: str = ""
+    output: tuple[str, ...] = ()  # the last lines of the failing command's output
+    missing: tuple[str, ...] = ()  # requirements named by the installer, URLs the mirror answered 404
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "step": self.step,
+            "target": self.target,
+            "ok": self.ok,
+            "summary": self.summary,
+            "output": list(self.output),
+            "missing": list(self.missing),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Step:
+        def strings(key: str) -> tuple[str, ...]:
+            value = data.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise VerifyError(f"verify report: {key!r} of a step is not a list of strings")
+            return tuple(value)
+
+        step, target, ok, summary = data.get("step"), data.get("target"), data.get("ok"), data.get("summary", "")
+        if not isinstance(step, str) or not isinstance(target, str) or not isinstance(ok, bool):
+            raise VerifyError(f"verify report: malformed step {dict(data)!r}")
+        return cls(
+            step=step,
+            target=target,
+            ok=ok,
+            summary=str(summary),
+            output=strings("output"),
+            missing=strings("missing"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Report:
+    """Every step run, in order, and the targets in column order."""
+
+    targets: tuple[str, ...]
+    steps: tuple[Step, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return all(step.ok for step in self.steps)
+
+    def failures(self) -> list[Step]:
+        return [step for step in self.steps if not step.ok]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "targets": list(self.targets),
+            "steps": [step.to_dict() for step in self.steps],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Report:
+        targets, steps, notes = data.get("targets"), data.get("steps"), data.get("notes", [])
+        if not isinstance(targets, list) or not isinstance(steps, list) or not isinstance(notes, list):
+            raise VerifyError("verify report: 'targets', 'steps' and 'notes' must be lists")
+        return cls(
+            targets=tuple(str(t) for t in targets),
+            steps=tuple(Step.from_dict(s) for s in steps if isinstance(s, dict)),
+            notes=tuple(str(n) for n in notes),
+        )
+
+
+def render_table(report: Report) -> str:
+    """The step-by-target table (✓ passed, ✗ failed, · not run), then each failure with its output tail."""
+    cells = {(s.step, s.target): s for s in report.steps}
+    rows = [name for name in _ROW_ORDER if any(s.step == name for s in report.steps)]
+    rows += list(dict.fromkeys(s.step for s in report.steps if s.step not in rows and s.target != "*"))
+    width = max([len("step"), *(len(r) for r in rows)])
+    columns = [max(len(t), 1) for t in report.targets]
+    lines = [_probe_line(s) for s in report.steps if s.target == "*"]
+    lines.append("  ".join(["step".ljust(width), *(t.ljust(w) for t, w in zip(report.targets, columns, strict=True))]))
+    for row in rows:
+        marks = []
+        for target, w in zip(report.targets, columns, strict=True):
+            step = cells.get((row, target))
+            marks.append(("·" if step is None else "✓" if step.ok else "✗").ljust(w))
+        lines.append("  ".join([row.ljust(width), *marks]).rstrip())
+    for step in report.failures():
+        lines.append("")
+        lines.append(f"✗ {step.step} [{step.target}]: {step.summary}")
+        lines += [f"  missing: {item}" for item in step.missing]
+        lines += [f"  | {line}" for line in step.output]
+    lines += [f"note: {note}" for note in report.notes]
+    lines.append("")
+    lines.append("verify: all steps passed" if report.ok else f"verify: {len(report.failures())} steps failed")
+    return "\n".join(lines) + "\n"
+
+
+def _probe_line(step: Step) -> str:
+    return f"{step.step}: {'✓' if step.ok else '✗'} {step.summary}"
+
+
+# --- outside: run the inner process in a new namespace ------------------------------------------------------------
+
+
+def namespace_command(argv: Sequence[str]) -> list[str]:
+    """``argv`` in a new user, network and mount namespace (root mapped to the caller; no privileges needed)."""
+    return ["unshare", "--user", "--map-root-user", "--net", "--mount", *argv]
+
+
+def _run_showing_stderr(args: Sequence[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """The outer runner: stdout captured (the report), stderr passed through (the inner progress lines)."""
+    return subprocess.run(list(args), env=dict(env), stdout=subprocess.PIPE, text=True, check=False)
+
+
+def run_isolated(
+    inner_argv: Sequence[str],
+    *,
+    runner: Runner = _run_showing_stderr,
+    probe_runner: Runner = run_command,
+    env: Mapping[str, str] | None = None,
+) -> Report:
+    """Run ``inner_argv`` (``mirror verify --inside --json …``) in a new namespace and read its report."""
+    environ = dict(os.environ if env is None else env)
+    try:
+        probe = probe_runner(namespace_command(["true"]), environ)
+    except FileNotFoundError:
+        raise NamespaceUnavailable(f"`unshare` is not installed (util-linux); {NAMESPACE_HINT}") from None
+    if probe.returncode != 0:
+        reason = (probe.stderr or "").strip().splitlines()[-1:] or [f"exit status {probe.returncode}"]
+        raise NamespaceUnavailable(f"cannot create a network namespace: {reason[0]}; {NAMESPACE_HINT}")
+    done = runner(namespace_command(inner_argv), environ)
+    try:
+        data = json.loads(done.stdout or "")
+    except ValueError:
+        tail = " | ".join((done.stdout or "").strip().splitlines()[-5:])
+        raise VerifyError(f"the isolated verify process exited {done.returncode} without a report: {tail}") from None
+    if not isinstance(data, dict):
+        raise VerifyError("the isolated verify process wrote a report that is not a JSON object")
+    return Report.from_dict(data)
+
+
+# --- inside: set up the namespace ---------------------------------------------------------------------------------
+
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+_MS_BIND = 4096
+
+
+def _bring_up(interface: str = "lo") -> None:
+    """``ip link set lo up`` without iproute2: SIOCGIFFLAGS, set IFF_UP, SIOCSIFFLAGS."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH14x", interface.encode(), 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, request))[1]
+        if not flags & _IFF_UP:
+            fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", interface.encode(), flags | _IFF_UP))
+
+
+def _shadow(paths: Iterable[str], empty: Path) -> list[str]:
+    """Bind-mount ``empty`` over each existing file of ``paths``; the notes to report."""
+    existing = [p for p in paths if os.path.isfile(p)]
+    if not existing:
+        return []
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    notes = []
+    for path in existing:
+        if libc.mount(str(empty).encode(), path.encode(), None, _MS_BIND, None) != 0:
+            errno = ctypes.get_errno()
+            notes.append(f"could not hide {path} from the clients ({os.strerror(errno)}); its settings apply")
+        else:
+            notes.append(f"hid this host's {path} from the clients (an empty file is mounted over it)")
+    return notes
+
+
+def enter_namespace(scratch: Path) -> list[str]:
+    """Inside the new namespace: loopback up, this host's site-wide client configuration hidden. Notes."""
+    try:
+        _bring_up("lo")
+    except OSError as exc:
+        raise VerifyError(f"cannot bring up loopback in the network namespace: {exc.strerror or exc}") from None
+    empty = scratch / "empty.conf"
+    empty.write_text("")
+    return _shadow(SITE_CONFIGS, empty)
+
+
+def probe_isolation(address: tuple[str, int] = PROBE_ADDRESS) -> Step:
+    """The namespace has no route out: a connection to a TEST-NET address must fail (without sending anything)."""
+    host, port = address
+    try:
+        with socket.create_connection(address, timeout=1):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return Step(step="isolation", target="*", ok=True, summary=f"no route out (connect {host}:{port}: {reason})")
+    return Step(step="isolation", target="*", ok=False, summary=f"connected to {host}:{port}: the network is reachable")
+
+
+# --- static checks (every target) ---------------------------------------------------------------------------------
+
+
+def static_steps(manifest: Manifest, entry: TargetEntry, files_dir: Path) -> list[Step]:
+    """files (present, right sha256), tags (every wheel fits the target), build closure (every build pin held)."""
+    name = entry.name
+    result = check(manifest, files_dir, targets=[name])
+    bad = [*(f"{f} (missing)" for f in result.missing), *result.corrupt]
+    steps = [
+        Step(
+            step="files",
+            target=name,
+            ok=not bad,
+            summary=f"{len(result.ok)} files present with their locked sha256"
+            if not bad
+            else f"{len(result.missing)} missing, {len(result.corrupt)} with the wrong sha256",
+            missing=tuple(bad),
+        )
+    ]
+    wheels = [f for f in entry.filenames() if manifest.files[f].kind == "wheel"]
+    unfit = [f for f in wheels if not entry.target.accepts(f)]
+    steps.append(
+        Step(
+            step="tags",
+            target=name,
+            ok=not unfit,
+            summary=f"{len(wheels)} wheels fit {entry.target.describe()}"
+            if not unfit
+            else f"{len(unfit)} wheels do not fit {entry.target.describe()}",
+            missing=tuple(unfit),
+        )
+    )
+    by_pin = {p.pin: p for p in entry.packages}
+    gaps = []
+    pins = 0
+    for build in entry.builds:
+        for pin in build.pins:
+            pins += 1
+            package = by_pin.get(pin)
+            held = package is not None and any(
+                (files_dir / manifest.files[f].relpath).is_file() for f in package.files if f in manifest.files
+            )
+            if not held:
+                gaps.append(f"{pin} (needed by {build.requirer})")
+    steps.append(
+        Step(
+            step="build closure",
+            target=name,
+            ok=not gaps,
+            summary=f"{len(entry.builds)} builds, {pins} pins held"
+            if not gaps
+            else f"{len(gaps)} build requirements have no file in the wheelhouse",
+            missing=tuple(gaps),
+        )
+    )
+    return steps
+
+
+# --- dynamic checks (targets this host runs) ----------------------------------------------------------------------
+
+
+def _tail(*texts: str | None) -> tuple[str, ...]:
+    lines = [line for text in texts if text for line in text.rstrip().splitlines()]
+    return tuple(lines[-TAIL_LINES:])
+
+
+def _short(args: object) -> str:
+    """A command for a summary line: absolute paths shortened to their last part (the output has the rest)."""
+    words = [str(a) for a in args] if isinstance(args, list | tuple) else [str(args)]
+    return " ".join(Path(w).name if w.startswith("/") else w for w in words)
+
+
+def _named_missing(text: str) -> list[str]:
+    found: list[str] = []
+    for pattern in _MISSING_PATTERNS:
+        found += [m.group(1).rstrip(".,:'\"`") for m in pattern.finditer(text)]
+    return list(dict.fromkeys(found))
+
+
+def client_environment(base: Mapping[str, str], home: Path, config_dir: Path) -> dict[str, str]:
+    """``base`` without this host's pip/uv/proxy/Python-path settings; HOME and XDG in ``home``; our files."""
+    env = {
+        k: v
+        for k, v in base.items()
+        if not k.startswith(("PIP_", "UV_")) and k.lower() not in _PROXY_VARS and k not in _DROP_VARS
+    }
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_DATA_HOME=str(home / ".local" / "share"),
+        XDG_CONFIG_DIRS=str(home / "xdg-dirs"),
+        PIP_CONFIG_FILE=str(config_dir / "pip.conf"),
+        UV_CONFIG_FILE=str(config_dir / "uv.toml"),
+        PYTHONNOUSERSITE="1",
+        # pip's self-check asks the index for pip in every build subprocess too: not a gap of the mirror
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+    )
+    return env
+
+
+class _Session:
+    """One target's dynamic steps: the commands, the environment and the mirror's 404s."""
+
+    def __init__(
+        self,
+        *,
+        runner: Runner,
+        env: Mapping[str, str],
+        records: list[AccessRecord],
+        lock: threading.Lock,
+        mirror_url: str,
+    ) -> None:
+        self.runner = runner
+        self.env = env
+        self.records = records
+        self.lock = lock
+        self.mirror_url = mirror_url.rstrip("/")
+
+    def take_404s(self) -> list[str]:
+        with self.lock:
+            taken = list(self.records)
+            self.records.clear()
+        return list(dict.fromkeys(f"{self.mirror_url}{r.target}" for r in taken if r.status == 404))
+
+    def run(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        self.take_404s()
+        try:
+            return self.runner([str(a) for a in args], self.env)
+        except OSError as exc:
+            return subprocess.CompletedProcess(list(args), 127, "", f"cannot run {args[0]}: {exc}")
+
+    def step(self, name: str, target: str, done: subprocess.CompletedProcess[str], summary: str) -> Step:
+        text = (done.stdout or "") + "\n" + (done.stderr or "")
+        missing = [*_named_missing(text), *self.take_404s()]
+        if done.returncode == 0:
+            return Step(step=name, target=target, ok=True, summary=summary)
+        return Step(
+            step=name,
+            target=target,
+            ok=False,
+            summary=f"exit status {done.returncode}: {_short(done.args)}",
+            output=_tail(done.stdout, done.stderr),
+            missing=tuple(missing),
+        )
+
+
+def _dynamic_steps(
+    session: _Session,
+    manifest: Manifest,
+    entry: TargetEntry,
+    interpreter: Interpreter,
+    *,
+    lockfiles: Path,
+    files_dir: Path,
+    projects: Sequence[Path],
+    work: Path,
+    uv: str,
+    progress: Progress,
+) -> list[Step]:
+    name = entry.name
+    lock = lockfiles / f"{name}.txt"
+    steps: list[Step] = []
+    pip_venv, uv_venv = work / f"{name}-pip", work / f"{name}-uv"
+    pip_python, uv_python = pip_venv / "bin" / "python", uv_venv / "bin" / "python"
+
+    progress(f"{name}: pip install --require-hashes -r {lock.name} ({interpreter.describe()})")
+    made = session.run([str(interpreter.path), "-m", "venv", str(pip_venv)])
+    if made.returncode != 0:
+        steps.append(session.step("pip install", name, made, ""))
+    else:
+        done = session.run(
+            [
+                str(pip_python),
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--require-hashes",
+                "-r",
+                str(lock),
+            ]
+        )
+        steps.append(session.step("pip install", name, done, f"installed {lock.name} with the venv's bundled pip"))
+
+    progress(f"{name}: uv pip install -r {lock.name}")
+    made = session.run([uv, "venv", "--no-project", "--python", str(interpreter.path), str(uv_venv)])
+    if made.returncode != 0:
+        steps.append(session.step("uv pip install", name, made, ""))
+    else:
+        done = session.run([uv, "pip", "install", "--python", str(uv_python), "-r", str(lock)])
+        steps.append(session.step("uv pip install", name, done, f"installed {lock.name} with uv"))
+
+    if steps[0].ok:
+        progress(f"{name}: importing every installed module")
+        steps.append(_imports(session, entry, pip_python))
+
+    sdists = [manifest.files[f] for f in entry.filenames() if manifest.files[f].kind == "sdist"]
+    if sdists and pip_python.exists():
+        failed: list[Step] = []
+        for sdist in sdists:
+            progress(f"{name}: pip wheel --no-deps {sdist.filename}")
+            done = session.run(
+                [
+                    str(pip_python),
+                    "-m",
+                    "pip",
+                    "wheel",
+                    "--disable-pip-version-check",
+                    "--no-deps",
+                    "-w",
+                    str(work / f"{name}-built"),
+                    str(files_dir / sdist.relpath),
+                ]
+            )
+            step = session.step("sdist builds", name, done, "")
+            if not step.ok:
+                failed.append(
+                    Step(
+                        step=step.step,
+                        target=name,
+                        ok=False,
+                        summary=f"{sdist.filename}: {step.summary}",
+                        output=step.output,
+                        missing=step.missing,
+                    )
+                )
+        steps += failed or [Step(step="sdist builds", target=name, ok=True, summary=f"{len(sdists)} sdists built")]
+
+    for project in projects:
+        label = f"project {project.name}"
+        progress(f"{name}: pip install {project}")
+        venv = work / f"{name}-project-{project.name}"
+        made = session.run([str(interpreter.path), "-m", "venv", str(venv)])
+        if made.returncode != 0:
+            steps.append(session.step(label, name, made, ""))
+            continue
+        done = session.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", str(project)]
+        )
+        steps.append(session.step(label, name, done, f"pip install {project} (build requirements from the mirror)"))
+    return steps
+
+
+def _imports(session: _Session, entry: TargetEntry, python: Path) -> Step:
+    wanted = sorted({re.sub(r"[-_.]+", "-", p.name).lower() for p in entry.runtime()})
+    done = session.run([str(python), "-c", IMPORT_SCRIPT, json.dumps(wanted)])
+    try:
+        results = json.loads(done.stdout)
+    except ValueError:
+        return session.step("imports", entry.name, done, "")
+    failed = [f"{mod} ({dist}): {error}" for dist, mod, error, ok in results if not ok]
+    known = [f"{mod} ({dist}): {error}" for dist, mod, error, ok in results if ok and error]
+    imported = sum(1 for _, _, error, ok in results if ok and not error)
+    dists = {dist for dist, *_ in results}
+    unchecked = [d for d in wanted if d not in dists]
+    summary = f"{imported} modules of {len(dists)} distributions imported"
+    if known:
+        summary += f"; {len(known)} not importable for a known reason"
+    return Step(
+        step="imports",
+        target=entry.name,
+        ok=not failed,
+        summary=summary if not failed else f"{len(failed)} modules failed to import",
+        output=tuple(known + [f"not installed, not checked: {d}" for d in unchecked]),
+        missing=tuple(failed),
+    )
+
+
+def verify(
+    manifest: Manifest,
+    *,
+    wheelhouse: Path,
+    lockfiles: Path,
+    targets: Sequence[str] = (),
+    projects: Sequence[Path] = (),
+    progress: Progress = lambda message: None,
+    runner: Runner = run_command,
+    interpreters: Sequence[Interpreter] | None = None,
+    env: Mapping[str, str] | None = None,
+    uv: str | None = None,
+) -> Report:
+    """Every step for the chosen targets (all by default), against the wheelhouse served on 127.0.0.1.
+
+    Meant to run inside the namespace (see :func:`run_isolated`); the ``isolation`` step says whether it is.
+    """
+    if uv is None:
+        from uv import find_uv_bin
+
+        uv = find_uv_bin()
+    entries = manifest.select(targets)
+    files_dir = wheelhouse / "files"
+    steps = [probe_isolation()]
+    progress(steps[0].summary)
+    found = discover() if interpreters is None else interpreters
+    runnable = {e.name: i for e in entries if (i := interpreter_for(e.target, found)) is not None}
+    notes = [f"{e.name}: no interpreter on this host; static checks only" for e in entries if e.name not in runnable]
+    for entry in entries:
+        progress(f"{entry.name}: static checks")
+        steps += static_steps(manifest, entry, files_dir)
+
+    records: list[AccessRecord] = []
+    guard = threading.Lock()
+
+    def access(record: AccessRecord) -> None:
+        with guard:
+            records.append(record)
+
+    if runnable:
+        with tempfile.TemporaryDirectory(prefix="mirror-verify-") as tmp, serving(wheelhouse, access_log=access) as srv:
+            work = Path(tmp)
+            progress(f"serving {wheelhouse} at {srv.index_url}")
+            for entry in entries:
+                interpreter = runnable.get(entry.name)
+                if interpreter is None:
+                    continue
+                config_dir, home = work / entry.name / "config", work / entry.name / "home"
+                config_dir.mkdir(parents=True)
+                (home / "xdg-dirs").mkdir(parents=True)
+                has_build_lock = (lockfiles / f"{entry.name}.build.txt").is_file()
+                build_lock = load_build_lock(lockfiles, entry.name) if has_build_lock else None
+                config = ClientConfig.for_url(srv.index_url, build_lock=build_lock)
+                rendered = render_files(
+                    config,
+                    clients=("pip", "uv", "setuptools"),
+                    build_constraint=str(config_dir / BUILD_CONSTRAINTS),
+                )
+                for file_name, text in rendered.items():
+                    (config_dir / file_name).write_text(text, encoding="utf-8")
+                (home / ".pydistutils.cfg").write_text(rendered["pydistutils.cfg"], encoding="utf-8")
+                session = _Session(
+                    runner=runner,
+                    env=client_environment(os.environ if env is None else env, home, config_dir),
+                    records=records,
+                    lock=guard,
+                    mirror_url=srv.url,
+                )
+                steps += _dynamic_steps(
+                    session,
+                    manifest,
+                    entry,
+                    interpreter,
+                    lockfiles=lockfiles,
+                    files_dir=files_dir,
+                    projects=projects,
+                    work=work / entry.name,
+                    uv=uv,
+                    progress=progress,
+                )
+    elif projects:
+        notes.append("no target runs on this host: --project was not installed")
+    return Report(targets=tuple(e.name for e in entries), steps=tuple(steps), notes=tuple(notes))
+
+
+def inner_argv(
+    *, spec: Path, targets: Sequence[str], projects: Sequence[Path], executable: str = sys.executable
+) -> list[str]:
+    """The command the outer process runs in the namespace (``python -m mirror verify --inside --json …``)."""
+    argv = [executable, "-m", "mirror", "verify", "--inside", "--json", "--spec", str(spec.absolute())]
+    for target in targets:
+        argv += ["--target", target]
+    for project in projects:
+        argv += ["--project", str(project.absolute())]
+    return argv
