@@ -1,0 +1,57 @@
+"""mirror verify end to end on a small real set from PyPI, for the host target."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mirror.cli import main
+from mirror.targets import host_target
+from mirror.verify import namespace_command
+
+HOST = host_target()
+
+
+def _namespace_works() -> bool:
+    try:
+        done = subprocess.run(namespace_command(["true"]), capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+pytestmark = [
+    pytest.mark.network,
+    pytest.mark.skipif(not _namespace_works(), reason="unshare --user --net is not possible on this machine"),
+]
+
+
+def test_verify_requests_docopt_and_a_setuptools_project(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    (app / "app").mkdir(parents=True)
+    (app / "app" / "__init__.py").write_text("import requests\nimport docopt\n")
+    (app / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=45", "wheel"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "app"\nversion = "0.1"\ndependencies = ["requests", "docopt==0.6.2"]\n'
+        '[tool.setuptools]\npackages = ["app"]\n'
+    )
+    (tmp_path / "mirror.toml").write_text(
+        f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n\n'
+        '[sources]\npackages = ["requests", "docopt==0.6.2"]\nprojects = ["app"]\n'
+    )
+    runner = CliRunner()
+    synced = runner.invoke(main, ["sync", "--spec", str(tmp_path / "mirror.toml")])
+    assert synced.exit_code == 0, synced.stderr
+    result = runner.invoke(
+        main, ["verify", "--spec", str(tmp_path / "mirror.toml"), "--project", str(app), "--json"]
+    )
+    report = json.loads(result.stdout)
+    failed = [s for s in report["steps"] if not s["ok"]]
+    assert result.exit_code == 0 and report["ok"], json.dumps(failed, indent=1)[:4000]
+    done = {(s["step"], s["target"]) for s in report["steps"]}
+    for name in ("pip install", "uv pip install", "imports", "sdist builds", "files", "tags", "build closure"):
+        assert (name, HOST.name) in done, name
