@@ -911,7 +911,7 @@ def doctor(project_dir: Path, spec_path: Path, target_name: str | None, as_json:
     "projects",
     multiple=True,
     type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="Also `pip install` this project directory from the mirror (repeatable).",
+    help="Also install this project from the mirror: pip install; with a uv.lock, uv sync --frozen + uv run.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--inside", is_flag=True, hidden=True, help="Internal: already in the isolated namespace.")

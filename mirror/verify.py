@@ -14,7 +14,11 @@ configuration files are hidden behind empty bind mounts, and :func:`verify` runs
   --require-hashes -r lockfiles/<target>.txt`` in a fresh ``python -m venv`` (its bundled pip, not upgraded);
   ``uv pip install -r`` in a fresh ``uv venv``; an import of every top-level module of every locked distribution
   installed (``top_level.txt``, else ``RECORD``); ``pip wheel --no-deps`` of every sdist the target locks (an
-  isolated build whose requirements come from the mirror); ``pip install DIR`` of every ``--project``;
+  isolated build whose requirements come from the mirror); ``pip install DIR`` of every ``--project``; and for
+  a project with a ``uv.lock``, in a copy of it: the lock relocated onto the served mirror (in memory,
+  :func:`mirror.uvlock.relocate`), ``uv sync --frozen --no-default-groups`` (with the mirror as
+  ``UV_DEFAULT_INDEX``: uv resolves the project's own ``build-system.requires`` from the index even when frozen)
+  and ``uv run --frozen python -c pass``;
 * for every target (runnable or not), the static checks: every locked file present with its sha256
   (:func:`mirror.fetch.check`), every wheel's tags accepted by the target (:meth:`Target.accepts`), every pin of
   every build in the manifest held by the wheelhouse.
@@ -23,8 +27,8 @@ A failed step keeps the last lines of its output and what was missing: requireme
 error, and every URL the mirror answered 404. Nothing is printed: progress goes through a callback, and the
 inner process hands its :class:`Report` to the outer one as JSON.
 
-Not here yet: ``uv sync --frozen`` of a project's relocated uv.lock, and a legacy ``setup_requires`` through
-pydistutils.cfg alone (the file is installed in the temporary ``HOME``, so a build that needs it uses it).
+Not here yet: a legacy ``setup_requires`` through pydistutils.cfg alone (the file is installed in the temporary
+``HOME``, so a build that needs it uses it).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -47,11 +52,13 @@ from pathlib import Path
 
 from mirror.clients import BUILD_CONSTRAINTS, ClientConfig, load_build_lock, render_files
 from mirror.errors import MirrorError
-from mirror.fetch import check
+from mirror.fetch import check, verified_files
 from mirror.interpreters import Interpreter, discover, interpreter_for
-from mirror.manifest import Manifest, TargetEntry
+from mirror.manifest import FileEntry, Manifest, TargetEntry
 from mirror.resolve import Runner, run_command
 from mirror.serve import AccessRecord, serving
+from mirror.sources import parse_uv_lock
+from mirror.uvlock import relocate, unserved
 
 __all__ = [
     "NAMESPACE_HINT",
@@ -473,10 +480,10 @@ class _Session:
             self.records.clear()
         return list(dict.fromkeys(f"{self.mirror_url}{r.target}" for r in taken if r.status == 404))
 
-    def run(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    def run(self, args: Sequence[str], extra_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         self.take_404s()
         try:
-            return self.runner([str(a) for a in args], self.env)
+            return self.runner([str(a) for a in args], {**self.env, **(extra_env or {})})
         except OSError as exc:
             return subprocess.CompletedProcess(list(args), 127, "", f"cannot run {args[0]}: {exc}")
 
@@ -506,6 +513,7 @@ def _dynamic_steps(
     projects: Sequence[Path],
     work: Path,
     uv: str,
+    held: Mapping[str, FileEntry],
     progress: Progress,
 ) -> list[Step]:
     name = entry.name
@@ -589,6 +597,63 @@ def _dynamic_steps(
             [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", str(project)]
         )
         steps.append(session.step(label, name, done, f"pip install {project} (build requirements from the mirror)"))
+        if (project / "uv.lock").is_file():
+            steps += _uv_project_steps(
+                session, entry, interpreter, project, label=label, work=work, uv=uv, held=held, progress=progress
+            )
+    return steps
+
+
+def _uv_project_steps(
+    session: _Session,
+    entry: TargetEntry,
+    interpreter: Interpreter,
+    project: Path,
+    *,
+    label: str,
+    work: Path,
+    uv: str,
+    held: Mapping[str, FileEntry],
+    progress: Progress,
+) -> list[Step]:
+    """In a copy of ``project``: its uv.lock relocated onto the mirror, ``uv sync --frozen``, ``uv run``."""
+    name = entry.name
+    sync_label, run_label = f"{label}: uv sync --frozen", f"{label}: uv run"
+    progress(f"{name}: uv sync --frozen {project} (its uv.lock relocated onto the mirror)")
+    copy = work / f"{name}-uv-project-{project.name}"
+    lock_label = str(project / "uv.lock")
+    try:
+        shutil.copytree(project, copy, symlinks=True, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
+        text = (copy / "uv.lock").read_bytes().decode("utf-8")
+        relocation = relocate(text, root=session.mirror_url, held=held, label=lock_label)
+        missing = unserved(parse_uv_lock(text, path=project / "uv.lock", label=lock_label), relocation, [entry.target])
+        (copy / "uv.lock").write_bytes(relocation.text.encode("utf-8"))
+    except (MirrorError, OSError, UnicodeDecodeError) as exc:
+        return [Step(step=sync_label, target=name, ok=False, summary=f"cannot relocate {lock_label}: {exc}")]
+    if missing:
+        return [
+            Step(
+                step=sync_label,
+                target=name,
+                ok=False,
+                summary=f"{lock_label}: {len(missing)} packages the target installs have no file in the wheelhouse",
+                missing=tuple(missing),
+            )
+        ]
+    extra = {
+        "UV_DEFAULT_INDEX": f"{session.mirror_url}/simple/",
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_PYTHON": str(interpreter.path),
+        "UV_CACHE_DIR": str(work / f"{name}-uv-project-{project.name}-cache"),
+    }
+    done = session.run([uv, "sync", "--directory", str(copy), "--frozen", "--no-default-groups"], extra)
+    steps = [session.step(sync_label, name, done, "uv sync --frozen of the relocated uv.lock")]
+    if steps[0].ok:
+        progress(f"{name}: uv run python -c pass in {project}")
+        done = session.run(
+            [uv, "run", "--directory", str(copy), "--frozen", "--no-default-groups", "python", "-c", "pass"], extra
+        )
+        steps.append(session.step(run_label, name, done, "uv run --frozen python -c pass"))
     return steps
 
 
@@ -656,6 +721,10 @@ def verify(
         with guard:
             records.append(record)
 
+    held: dict[str, FileEntry] = {}
+    if runnable and any((project / "uv.lock").is_file() for project in projects):
+        ready, _ = verified_files(manifest, files_dir, purpose="relocated onto")
+        held = {file.filename: file for file in ready}
     if runnable:
         with tempfile.TemporaryDirectory(prefix="mirror-verify-") as tmp, serving(wheelhouse, access_log=access) as srv:
             work = Path(tmp)
@@ -695,6 +764,7 @@ def verify(
                     projects=projects,
                     work=work / entry.name,
                     uv=uv,
+                    held=held,
                     progress=progress,
                 )
     elif projects:

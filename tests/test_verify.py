@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from uv import find_uv_bin
 
 from mirror.cli import main
 from mirror.fetch import RECORD
@@ -26,7 +27,7 @@ from mirror.verify import (
     run_isolated,
     static_steps,
 )
-from tests.upstream import Upstream
+from tests.upstream import Upstream, isolated_env
 
 HOST = host_target()
 FOREIGN = "windows-amd64-cp311"
@@ -130,6 +131,62 @@ def test_table_output_and_project(workspace: Path, tmp_path: Path) -> None:
         ["project", "om_sdistonly-1.0", "✓"],
     ]
     assert lines[-1] == "verify: all steps passed"
+
+
+UV_APP = """[project]
+name = "uvapp"
+version = "0.1"
+requires-python = ">=3.9"
+dependencies = ["om-pure==2.0"]
+
+[build-system]
+requires = ["om-backend"]
+build-backend = "om_backend"
+
+[tool.uv]
+package = false
+"""
+
+
+@needs_namespace
+def test_project_with_a_uv_lock_syncs_frozen_from_the_relocated_lock(upstream: Upstream, tmp_path: Path) -> None:
+    project = tmp_path / "uvapp"
+    (project / "uvapp").mkdir(parents=True)
+    (project / "uvapp" / "__init__.py").write_text("")
+    (project / "pyproject.toml").write_text(UV_APP)
+    (tmp_path / "home").mkdir()
+    env = isolated_env(tmp_path / "home", extra={"UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never"})
+    locked = subprocess.run(
+        [find_uv_bin(), "lock", "--index-url", upstream.url, "--python", sys.executable],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert locked.returncode == 0, locked.stderr
+    original = (project / "uv.lock").read_text()
+    assert upstream.base_url in original  # locked against the upstream, which the namespace cannot reach
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "mirror.toml").write_text(
+        f'[mirror]\nupstream = "{upstream.url}"\n'
+        f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
+        f'[sources]\npackages = ["om-backend"]\nuv-locks = {json.dumps([str(project / "uv.lock")])}\n'
+    )
+    code, _, err = run("sync", "--spec", str(root / "mirror.toml"))
+    assert code == 0, err
+
+    code, data = verify_json(root / "mirror.toml", "--project", str(project))
+    assert code == 0, json.dumps(data, indent=1)
+    assert cells(data)[("project uvapp", HOST.name)] is True
+    sync = step(data, "project uvapp: uv sync --frozen", HOST.name)
+    assert sync["ok"] is True, sync
+    assert sync["summary"] == "uv sync --frozen of the relocated uv.lock"
+    assert step(data, "project uvapp: uv run", HOST.name)["ok"] is True
+    assert (project / "uv.lock").read_text() == original  # relocated in a copy
+    assert not (project / ".venv").exists()
 
 
 @needs_namespace
