@@ -27,8 +27,8 @@ A failed step keeps the last lines of its output and what was missing: requireme
 error, and every URL the mirror answered 404. Nothing is printed: progress goes through a callback, and the
 inner process hands its :class:`Report` to the outer one as JSON.
 
-Not here yet: a legacy ``setup_requires`` through pydistutils.cfg alone (the file is installed in the temporary
-``HOME``, so a build that needs it uses it).
+A ``--project`` whose setup.py/setup.cfg asks for ``setup_requires`` also runs ``setup.py egg_info`` with pip's
+configuration hidden, so setuptools' own fetcher must find them through pydistutils.cfg alone.
 """
 
 from __future__ import annotations
@@ -597,11 +597,55 @@ def _dynamic_steps(
             [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", str(project)]
         )
         steps.append(session.step(label, name, done, f"pip install {project} (build requirements from the mirror)"))
+        if uses_setup_requires(project):
+            steps.append(_setup_requires_step(session, name, venv, project, label=label, work=work, progress=progress))
         if (project / "uv.lock").is_file():
             steps += _uv_project_steps(
                 session, entry, interpreter, project, label=label, work=work, uv=uv, held=held, progress=progress
             )
     return steps
+
+
+def uses_setup_requires(project: Path) -> bool:
+    """Whether a project's setup.py or setup.cfg asks for ``setup_requires`` (setuptools' own fetcher)."""
+    for name in ("setup.py", "setup.cfg"):
+        path = project / name
+        if path.is_file() and "setup_requires" in path.read_text(encoding="utf-8", errors="replace"):
+            return True
+    return False
+
+
+def _setup_requires_step(
+    session: _Session,
+    target: str,
+    venv: Path,
+    project: Path,
+    *,
+    label: str,
+    work: Path,
+    progress: Progress,
+) -> Step:
+    """``setup.py egg_info`` in a copy of the project with pip's configuration hidden: setuptools' fetcher must get
+    ``setup_requires`` from the mirror through ``[easy_install] index_url`` in pydistutils.cfg alone."""
+    name = f"{label}: setup_requires"
+    progress(f"{target}: setup.py egg_info in {project} (setup_requires through pydistutils.cfg alone)")
+    copy = work / f"{target}-setup-requires-{project.name}"
+    try:
+        shutil.copytree(
+            project, copy, symlinks=True, ignore=shutil.ignore_patterns(".venv", "__pycache__", "*.egg-info", ".eggs")
+        )
+    except OSError as exc:
+        return Step(step=name, target=target, ok=False, summary=f"cannot copy {project}: {exc}")
+    python = str(venv / "bin" / "python")
+    ready = session.run([python, "-m", "pip", "install", "--disable-pip-version-check", "setuptools", "wheel"])
+    if ready.returncode != 0:
+        return session.step(name, target, ready, "")
+    script = (
+        f"import os, runpy, sys; os.chdir({str(copy)!r}); sys.argv = ['setup.py', '-q', 'egg_info'];"
+        " runpy.run_path('setup.py', run_name='__main__')"
+    )
+    done = session.run([python, "-c", script], extra_env={"PIP_CONFIG_FILE": os.devnull})
+    return session.step(name, target, done, "setup_requires came from the mirror via pydistutils.cfg alone")
 
 
 def _uv_project_steps(

@@ -302,3 +302,27 @@ def test_no_namespace_is_an_error_with_the_fix() -> None:
     assert str(caught.value) == (
         f"cannot create a network namespace: unshare: unshare failed: Operation not permitted; {NAMESPACE_HINT}"
     )
+
+
+@needs_namespace
+def test_setup_requires_through_pydistutils_cfg_alone(upstream: Upstream, upstream_catalog: object,
+                                                      tmp_path: Path) -> None:
+    import tarfile
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "mirror.toml").write_text(
+        f'[mirror]\nupstream = "{upstream.url}"\n'
+        f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
+        '[sources]\npackages = ["om-setupreq"]\n'
+    )
+    code, _, err = run("sync", "--spec", str(root / "mirror.toml"))
+    assert code == 0, err
+    files_dir = upstream_catalog.files_dir
+    with tarfile.open(files_dir / "om_setupreq-1.0.tar.gz") as tar:
+        tar.extractall(tmp_path / "src", filter="data")
+    project = tmp_path / "src" / "om_setupreq-1.0"
+    code, data = verify_json(root / "mirror.toml", "--project", str(project))
+    assert code == 0, json.dumps(data, indent=1)[:3000]
+    found = step(data, "project om_setupreq-1.0: setup_requires", HOST.name)
+    assert found["ok"] is True
