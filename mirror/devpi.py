@@ -53,10 +53,9 @@ from packaging.utils import canonicalize_name
 from mirror import atomic
 from mirror.errors import MirrorError
 from mirror.fetch import verified_files
-from mirror.http import DEFAULT_TIMEOUT
+from mirror.http import DEFAULT_TIMEOUT, request_error_reason
 from mirror.manifest import FileEntry, Manifest
 from mirror.resolve import Runner, run_command
-from mirror.simple import _reason
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +177,7 @@ class DevpiClient:
         try:
             response = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
-            raise DevpiError(f"devpi {self.url}: cannot connect: {_reason(exc)}") from None
+            raise DevpiError(f"devpi {self.url}: cannot connect: {request_error_reason(exc)}") from None
         if response.status_code not in expect:
             raise DevpiError(f"devpi {method} {url}: {response.status_code} {_message(response)}".rstrip())
         return response

@@ -36,3 +36,12 @@ def make_session(*, retries: int = 4, backoff: float = 0.5, pool_size: int = 16)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = USER_AGENT
     return session
+
+
+def request_error_reason(exc: requests.RequestException) -> str:
+    """The innermost, human part of a requests/urllib3 error."""
+    text = str(exc)
+    for marker in ("Failed to establish a new connection: ", "Caused by "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+    return text.rstrip(")'\"").strip() or type(exc).__name__

@@ -30,7 +30,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from mirror.errors import MirrorError
-from mirror.http import DEFAULT_TIMEOUT
+from mirror.http import DEFAULT_TIMEOUT, request_error_reason
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ class SimpleClient:
         try:
             response = self.session.head(self.index_url + "/", timeout=self.timeout, allow_redirects=True)
         except requests.RequestException as exc:
-            raise UpstreamError(f"upstream {self.index_url}: cannot connect: {_reason(exc)}") from None
+            raise UpstreamError(f"upstream {self.index_url}: cannot connect: {request_error_reason(exc)}") from None
         if response.status_code >= 500 or response.status_code in (401, 403, 407):
             raise UpstreamError(f"upstream {self.index_url}: answered HTTP {response.status_code}")
 
@@ -306,7 +306,7 @@ class SimpleClient:
         try:
             response = self.session.get(url, headers={"Accept": ACCEPT}, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise UpstreamError(f"upstream {self.index_url}: cannot fetch {url}: {_reason(exc)}") from None
+            raise UpstreamError(f"upstream {self.index_url}: cannot fetch {url}: {request_error_reason(exc)}") from None
         if response.status_code == 404:
             raise UnknownProject(f"{project}: no such project on {self.index_url} (404)")
         if response.status_code != 200:
@@ -323,12 +323,3 @@ class SimpleClient:
             if path.is_file():
                 return parse(path.read_bytes(), project=project, url=path.as_uri())
         raise UnknownProject(f"{project}: no such project on {self.index_url} (no {directory}/index.html)")
-
-
-def _reason(exc: requests.RequestException) -> str:
-    """The innermost, human part of a requests/urllib3 error."""
-    text = str(exc)
-    for marker in ("Failed to establish a new connection: ", "Caused by "):
-        if marker in text:
-            text = text.split(marker, 1)[1]
-    return text.rstrip(")'\"").strip() or type(exc).__name__

@@ -38,7 +38,7 @@ from mirror.devpi import (
 )
 from mirror.manifest import FileEntry, Manifest, load_manifest
 from mirror.targets import host_target
-from tests.upstream import Upstream, isolated_env, pip_command
+from tests.upstream import Upstream, free_port, isolated_env, pip_command, synced_workspace
 
 HOST = host_target()
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
@@ -49,11 +49,6 @@ def run(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(main, list(args))
     return result.exit_code, result.stdout, result.stderr
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -67,15 +62,7 @@ class Devpi:
 
 @pytest.fixture(scope="module")
 def synced(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workspace = tmp_path_factory.mktemp("devpi-workspace")
-    (workspace / "mirror.toml").write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n'
-        f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
-        '[sources]\npackages = ["om-pure==2.0", "om-native", "om-sdistonly"]\n'
-    )
-    code, _, err = run("sync", "--spec", str(workspace / "mirror.toml"))
-    assert code == 0, err
-    return workspace
+    return synced_workspace(tmp_path_factory.mktemp("devpi-workspace"), upstream, ["om-pure==2.0", "om-native", "om-sdistonly"])
 
 
 @pytest.fixture(scope="module")

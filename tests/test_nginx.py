@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from mirror.cli import main
 from mirror.nginx import DEFAULT_LISTEN, NginxConfigError, render_nginx_config
 from mirror.targets import host_target
-from tests.upstream import Upstream, isolated_env, pip_command
+from tests.upstream import Upstream, free_port, isolated_env, pip_command, synced_workspace
 
 HOST = host_target()
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.access(p, os.X_OK)), None)
@@ -88,22 +88,8 @@ def test_render_is_a_conf_d_drop_in_with_maps_and_one_server() -> None:
 
 @pytest.fixture(scope="module")
 def synced(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workspace = tmp_path_factory.mktemp("nginx-workspace")
-    (workspace / "mirror.toml").write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n'
-        f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
-        '[sources]\npackages = ["om-pure==2.0", "om-native", "om-sdistonly"]\n'
-    )
-    code, _, err = run("sync", "--spec", str(workspace / "mirror.toml"))
-    assert code == 0, err
-    return workspace
+    return synced_workspace(tmp_path_factory.mktemp("nginx-workspace"), upstream, ["om-pure==2.0", "om-native", "om-sdistonly"])
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _nginx_conf(prefix: Path, dropin: Path) -> Path:
@@ -159,7 +145,7 @@ def nginx(synced: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ng
     if NGINX is None:
         pytest.skip("nginx is not installed (CI installs it: apt-get install nginx)")
     prefix = tmp_path_factory.mktemp("nginx")
-    port = _free_port()
+    port = free_port()
     dropin = prefix / "offline-mirror.conf"
     code, _, err = run(
         "nginx-config", "--spec", str(synced / "mirror.toml"), "--listen", f"127.0.0.1:{port}", "-o", str(dropin)

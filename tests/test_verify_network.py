@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,23 +10,11 @@ from click.testing import CliRunner
 
 from mirror.cli import main
 from mirror.targets import host_target
-from mirror.verify import namespace_command
+from tests.test_verify import needs_namespace
 
 HOST = host_target()
 
-
-def _namespace_works() -> bool:
-    try:
-        done = subprocess.run(namespace_command(["true"]), capture_output=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
-pytestmark = [
-    pytest.mark.network,
-    pytest.mark.skipif(not _namespace_works(), reason="unshare --user --net is not possible on this machine"),
-]
+pytestmark = [pytest.mark.network, needs_namespace]
 
 
 def test_verify_requests_docopt_and_a_setuptools_project(tmp_path: Path) -> None:

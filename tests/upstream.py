@@ -74,6 +74,7 @@ __all__ = [
     "build_release",
     "drop_after",
     "fail_times",
+    "free_port",
     "http_request",
     "isolated_env",
     "negotiate",
@@ -85,6 +86,7 @@ __all__ = [
     "root_json",
     "scan_file",
     "serve_dir",
+    "synced_workspace",
     "wrong_bytes",
 ]
 
@@ -982,3 +984,30 @@ def pip_command(command: str, index_url: str, *args: str) -> list[str]:
         "--disable-pip-version-check",
         *args,
     ]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for servers the tests start)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def synced_workspace(directory: Path, upstream: Upstream, packages: Sequence[str]) -> Path:
+    """``directory`` made a workspace for this host's target and ``mirror sync``ed from ``upstream``."""
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from mirror.cli import main
+    from mirror.targets import host_target
+
+    host = host_target()
+    (directory / "mirror.toml").write_text(
+        f'[mirror]\nupstream = "{upstream.url}"\n'
+        f'[[target]]\nplatform = "{host.platform}"\npython = "{host.python}"\n'
+        f"[sources]\npackages = {_json.dumps(list(packages))}\n"
+    )
+    result = CliRunner().invoke(main, ["sync", "--spec", str(directory / "mirror.toml")])
+    assert result.exit_code == 0, result.stderr
+    return directory
