@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,6 +22,7 @@ from mirror.spec import SPEC_FILENAME, Spec, load_spec, starter_spec, write_star
 from mirror.targets import Target, host_target
 
 if TYPE_CHECKING:  # imported lazily by the commands that use them: a fast start for every command
+    from mirror.bundle import BundleProgress, Compression, ToolPayload
     from mirror.manifest import FileEntry, Manifest
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -953,3 +955,219 @@ def verify_command(
         click.echo(render_table(report), nl=False)
     if not report.ok:
         raise SystemExit(1)
+
+
+# -- mirror bundle ---------------------------------------------------------------------------------------------
+
+
+@main.group()
+def bundle() -> None:
+    """Carry the mirror across the air gap: one hash-checked archive, full or incremental."""
+
+
+_SUFFIXES: dict[str, Compression] = {".tar.zst": "zst", ".tar.gz": "gz", ".tgz": "gz"}
+
+
+def _bundle_path(out: Path, fmt: str) -> tuple[Path, Compression]:
+    """The archive's path and compression: a known suffix decides; otherwise --format's, appended."""
+    from mirror.bundle import default_compression
+
+    suffix = next((s for s in _SUFFIXES if out.name.endswith(s)), None)
+    if suffix is not None:
+        named = _SUFFIXES[suffix]
+        if fmt != "auto" and fmt != named:
+            raise MirrorError(f"{out}: the name says .{named}, --format says {fmt}")
+        return out, named
+    compression: Compression = default_compression() if fmt == "auto" else ("zst" if fmt == "zst" else "gz")
+    return out.with_name(f"{out.name}.tar.{compression}"), compression
+
+
+class _BundleBar:
+    """Progress of a bundle on a terminal: bytes, rate, ETA."""
+
+    def __init__(self, description: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task(description, total=None)
+
+    def __enter__(self) -> _BundleBar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def start(self, files: int, nbytes: int) -> None:
+        self._progress.update(self._task, total=nbytes or None)
+
+    def advance(self, nbytes: int) -> None:
+        self._progress.advance(self._task, nbytes)
+
+    def done(self, path: str) -> None:
+        pass
+
+
+def _bundle_progress(description: str) -> AbstractContextManager[BundleProgress]:
+    """A bar on a terminal; silence otherwise (a bundle can hold thousands of files)."""
+    from contextlib import nullcontext
+
+    from mirror.bundle import NullProgress
+
+    return _BundleBar(description) if sys.stderr.isatty() else nullcontext(NullProgress())
+
+
+def _prepare_tool(spec: Spec, values: tuple[str, ...], compression: str, jobs: int) -> ToolPayload:
+    """Lock and fetch offline-mirror's own dependencies for the tool targets; the bundle's ToolPayload."""
+    from mirror import selfinstall
+    from mirror.bundle import ToolPayload
+    from mirror.fetch import FetchError, fetch
+    from mirror.http import make_session
+    from mirror.manifest import load_manifest
+
+    chosen = [_parse_target_option(v) for v in values] if values else list(spec.targets)
+    targets = selfinstall.tool_targets(chosen)
+    tool_spec = selfinstall.tool_spec(spec, targets, extra=["zstandard"] if compression == "zst" else [])
+    click.echo(f"offline-mirror {selfinstall.version()} and its dependencies for {', '.join(t.name for t in targets)}")
+    _run_lock(tool_spec, "uv", False, (), 4)
+    manifest = load_manifest(tool_spec.lockfiles)
+    result = fetch(manifest, tool_spec.wheelhouse / "files", session=make_session(), jobs=jobs)
+    if result.missing:
+        raise FetchError(f"offline-mirror's dependencies: not fetched: {', '.join(result.missing)}")
+    return ToolPayload(wheel=selfinstall.tool_wheel(), spec=tool_spec, manifest=manifest)
+
+
+@bundle.command("export")
+@click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
+@spec_option
+@click.option(
+    "--since",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    metavar="PREVIOUS",
+    help="A delta: only what this earlier bundle (or its .manifest.json) lacks.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "zst", "gz"]),
+    default="auto",
+    show_default=True,
+    help="auto: zst when the zstandard module is installed, else gz (or as OUT's suffix says).",
+)
+@click.option("--url", default=None, metavar="URL", help="Add client configs for the mirror served at URL.")
+@click.option(
+    "--tool-target",
+    "tool_targets",
+    multiple=True,
+    metavar="PLATFORM[:PYTHON]",
+    help="Carry offline-mirror for this platform (default: the spec's Linux/macOS targets with Python >= 3.10).",
+)
+@click.option("--no-tool", is_flag=True, help="Leave out offline-mirror's own wheels and install.sh.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=8, show_default=True, help="Concurrent downloads.")
+def bundle_export(
+    out: Path,
+    spec_path: Path,
+    since: Path | None,
+    fmt: str,
+    url: str | None,
+    tool_targets: tuple[str, ...],
+    no_tool: bool,
+    jobs: int,
+) -> None:
+    """Write the mirror (files, lockfiles, spec, client configs, the tool itself) as one archive OUT.
+
+    Every member's path, size and sha256 are in its first member, bundle.json, and in OUT.manifest.json beside
+    it: keep that file to export the next delta with --since.
+    """
+    from mirror.bundle import build_manifest, delta, plan, read_manifest, write_bundle, write_manifest
+    from mirror.manifest import load_manifest
+
+    spec = load_spec(spec_path)
+    manifest = load_manifest(spec.lockfiles)
+    out, compression = _bundle_path(out, fmt)
+    previous = read_manifest(since) if since is not None else None
+    client_files = None
+    if url is not None:
+        from mirror.clients import ClientConfig, render_files
+
+        config = ClientConfig.for_url(url)
+        if config.has_credentials:
+            raise MirrorError("--url: holds credentials; a bundle is read by many: give the URL without them")
+        client_files = render_files(config)
+    tool: ToolPayload | None = None if no_tool else _prepare_tool(spec, tool_targets, compression, jobs)
+    contents = plan(spec, manifest, client_files=client_files, tool=tool)
+    members = delta(contents, previous) if previous is not None else contents
+    bundle_manifest = build_manifest(
+        members,
+        contents,
+        base=previous.id if previous is not None else None,
+        compression=compression,
+        targets=[t.name for t in manifest.targets],
+        tool_targets=[t.name for t in tool.manifest.targets] if tool is not None else [],
+    )
+    with _bundle_progress("exporting") as progress:
+        write_bundle(out, bundle_manifest, members, progress=progress)
+    sidecar = out.with_name(out.name + ".manifest.json")
+    write_manifest(sidecar, bundle_manifest)
+    kind = f"delta on {previous.id}" if previous is not None else "full"
+    click.echo(
+        f"wrote {out} ({_size(out.stat().st_size)}): {kind} bundle {bundle_manifest.id},"
+        f" {len(members)} of {len(contents)} members ({_size(bundle_manifest.nbytes)} before compression)"
+    )
+    click.echo(f"manifest: {sidecar}  (next delta: mirror bundle export NEW --since {sidecar})")
+    if tool is not None:
+        click.echo("offline host: extract it and run install.sh, then: mirror bundle import BUNDLE --into DIR")
+
+
+@bundle.command("verify")
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path, dir_okay=False))
+def bundle_verify(bundle_path: Path) -> None:
+    """Check every member of BUNDLE against its manifest, and that none is unsafe, without importing."""
+    from mirror.bundle import read_bundle
+
+    with _bundle_progress("verifying") as progress:
+        result = read_bundle(bundle_path, progress=progress)
+    manifest = result.manifest
+    base = f" on {manifest.base}" if manifest.base else ""
+    click.echo(
+        f"{bundle_path}: ok — {manifest.kind} bundle {manifest.id}{base}, {result.files} members"
+        f" ({_size(result.nbytes)}), every sha256 matches; offline-mirror {manifest.tool_version},"
+        f" targets: {', '.join(manifest.targets) or '-'}"
+    )
+
+
+@bundle.command("import")
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--into",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=".",
+    show_default=True,
+    help="The offline workspace (created if missing; an existing mirror is merged with).",
+)
+def bundle_import(bundle_path: Path, into: Path) -> None:
+    """Verify BUNDLE completely, then merge it into the mirror at --into and regenerate its index."""
+    from mirror.bundle import import_bundle
+
+    with _bundle_progress("importing") as progress:
+        result = import_bundle(bundle_path, into, progress=progress)
+    manifest = result.manifest
+    if result.already_imported and not result.changed:
+        click.echo(f"{bundle_path}: bundle {manifest.id} is already imported into {into}; nothing changed")
+        return
+    click.echo(
+        f"imported {manifest.kind} bundle {manifest.id}: {len(result.added)} new, {len(result.replaced)} replaced,"
+        f" {result.unchanged} already here; index: {result.projects} projects, {result.indexed_files} files"
+    )
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"serve it: mirror serve --spec {into / 'mirror.toml'}")

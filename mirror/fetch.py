@@ -101,14 +101,17 @@ class VerifiedRecord:
 
     def fresh(self, file: FileEntry) -> bool:
         """Whether the file is present and was verified with this sha256 since it last changed."""
-        path = self.files_dir / file.relpath
+        return self.matches(file.relpath, file.sha256)
+
+    def matches(self, relpath: str, sha256: str) -> bool:
+        """Whether ``files/<relpath>`` is present and was verified with ``sha256`` since it last changed."""
         try:
-            stat = path.stat()
+            stat = (self.files_dir / relpath).stat()
         except FileNotFoundError:
             return False
         with self._lock:
-            entry = self._entries.get(file.relpath)
-        return entry == {"sha256": file.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+            entry = self._entries.get(relpath)
+        return entry == {"sha256": sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
     def add(self, file: FileEntry) -> None:
         stat = (self.files_dir / file.relpath).stat()
@@ -122,7 +125,10 @@ class VerifiedRecord:
     def save(self) -> None:
         with self._lock:
             payload = {"version": RECORD_VERSION, "files": dict(sorted(self._entries.items()))}
-        atomic.write_text(self.path, json.dumps(payload, indent=0) + "\n")
+        try:
+            atomic.write_text(self.path, json.dumps(payload, indent=0) + "\n")
+        except OSError as exc:  # a full disk: the record is a cache, files are re-hashed next time
+            log.warning("cannot write %s (%s); files will be re-hashed", self.path, exc.strerror or exc)
 
 
 def files_for(targets: Iterable[TargetEntry], manifest: Manifest) -> dict[str, FileEntry]:

@@ -1,0 +1,389 @@
+"""mirror bundle export / verify / import: full and delta round trips, merging, tampering and hostile archives."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mirror import bundle
+from mirror.bundle import BundleError, MissingBase, UnsafeMember, import_bundle, read_bundle, read_manifest
+from mirror.cli import main
+from mirror.manifest import load_manifest
+from mirror.targets import host_target
+from tests.upstream import Upstream, synced_workspace
+
+HOST = host_target()
+
+
+def mkdir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, [*args])
+
+
+def ok(*args: str) -> Result:
+    result = run(*args)
+    assert result.exit_code == 0, result.output + (result.stderr if result.stderr_bytes else "")
+    return result
+
+
+def resync(workspace: Path, packages: list[str]) -> None:
+    text = (workspace / "mirror.toml").read_text()
+    head = text[: text.index("[sources]")]
+    (workspace / "mirror.toml").write_text(head + f"[sources]\npackages = {json.dumps(packages)}\n")
+    ok("sync", "--spec", str(workspace / "mirror.toml"))
+
+
+def export(workspace: Path, out: Path, *extra: str) -> Path:
+    ok("bundle", "export", str(out), "--spec", str(workspace / "mirror.toml"), "--no-tool", *extra)
+    return out
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def indexed(root: Path) -> dict[str, list[str]]:
+    simple = root / "wheelhouse" / "simple"
+    return {
+        page.parent.name: sorted(f["filename"] for f in json.loads(page.read_text())["files"])
+        for page in simple.glob("*/index.json")
+    }
+
+
+@pytest.fixture(scope="module")
+def online(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Path:
+    return synced_workspace(tmp_path_factory.mktemp("online"), upstream, ["om-pure==1.0"])
+
+
+# --- round trips ---------------------------------------------------------------------------------------------
+
+
+def test_full_then_delta_into_an_empty_directory(tmp_path: Path, upstream: Upstream) -> None:
+    online = synced_workspace(mkdir(tmp_path / "online"), upstream, ["om-pure==1.0"])
+    full = export(online, tmp_path / "week1.tar.gz")
+    full_manifest = read_manifest(full)
+    assert full_manifest.base is None
+    assert Path(f"{full}.manifest.json").is_file()
+    assert read_manifest(Path(f"{full}.manifest.json")) == full_manifest
+
+    resync(online, ["om-pure==2.0", "om-native"])
+    delta = export(online, tmp_path / "week2.tar.zst", "--since", f"{full}.manifest.json")
+    delta_manifest = read_manifest(delta)
+    assert delta_manifest.base == full_manifest.id
+    carried = {m.path for m in delta_manifest.members}
+    unchanged = {(m.path, m.sha256) for m in full_manifest.contents} & {
+        (m.path, m.sha256) for m in delta_manifest.contents
+    }
+    assert unchanged, "the two bundles share files"
+    assert not carried & {path for path, _ in unchanged}, "a delta carries only what its base lacks"
+    assert any(p.startswith("wheelhouse/files/om-native/") for p in carried)
+
+    offline = tmp_path / "offline"
+    out = ok("bundle", "import", str(full), "--into", str(offline)).output
+    assert f"imported full bundle {full_manifest.id}" in out
+    assert indexed(offline) == {"om-pure": ["om_pure-1.0-py3-none-any.whl"]}
+    out = ok("bundle", "import", str(delta), "--into", str(offline)).output
+    assert f"imported delta bundle {delta_manifest.id}" in out
+    pages = indexed(offline)
+    assert "om_pure-1.0-py3-none-any.whl" in pages["om-pure"], "files of earlier bundles stay served"
+    assert "om_pure-2.0-py3-none-any.whl" in pages["om-pure"]
+    assert "om-native" in pages
+    # the offline workspace is whole: its lock is the delta's, every locked file verifies
+    assert load_manifest(offline / "lockfiles").target(HOST.name).runtime
+    checked = ok("check", "--spec", str(offline / "mirror.toml")).output
+    assert checked.endswith(" ok, 0 missing, 0 corrupt\n")
+
+    before = snapshot(offline)
+    again = ok("bundle", "import", str(delta), "--into", str(offline)).output
+    assert "already imported" in again and "nothing changed" in again
+    assert snapshot(offline) == before
+
+
+def test_import_merges_into_an_existing_mirror(tmp_path: Path, online: Path, upstream: Upstream) -> None:
+    full = export(online, tmp_path / "b.tar.gz")
+    existing = synced_workspace(mkdir(tmp_path / "existing"), upstream, ["om-dep"])
+    spec_before = (existing / "mirror.toml").read_text()
+    out = ok("bundle", "import", str(full), "--into", str(existing)).output
+    assert "is your own spec: left as it is" in out
+    assert (existing / "mirror.toml").read_text() == spec_before
+    pages = indexed(existing)
+    assert pages["om-dep"] and pages["om-pure"] == ["om_pure-1.0-py3-none-any.whl"]
+    lock = load_manifest(existing / "lockfiles")
+    assert {"om_pure-1.0-py3-none-any.whl"} <= set(lock.files) and any(f.startswith("om_dep-") for f in lock.files)
+
+
+def test_export_refuses_a_wheelhouse_with_missing_files(tmp_path: Path, upstream: Upstream) -> None:
+    workspace = synced_workspace(mkdir(tmp_path / "ws"), upstream, ["om-pure==1.0"])
+    wheel = next((workspace / "wheelhouse" / "files").rglob("om_pure-1.0-*.whl"))
+    wheel.unlink()
+    result = run("bundle", "export", str(tmp_path / "b"), "--spec", str(workspace / "mirror.toml"), "--no-tool")
+    assert result.exit_code == 1
+    assert "1 locked files are missing or do not match the lock (om_pure-1.0-py3-none-any.whl)" in result.output
+    assert not list(tmp_path.glob("b*")), "nothing half-written"
+
+
+def test_export_name_and_format_must_agree(tmp_path: Path, online: Path) -> None:
+    result = run("bundle", "export", str(tmp_path / "b.tar.gz"), "--spec", str(online / "mirror.toml"),
+                 "--no-tool", "--format", "zst")  # fmt: skip
+    assert result.exit_code == 1
+    assert "the name says .gz, --format says zst" in result.output
+    export(online, tmp_path / "plain", "--format", "gz")
+    assert (tmp_path / "plain.tar.gz").is_file()
+
+
+def test_export_refuses_credentials_in_the_client_url(tmp_path: Path, online: Path) -> None:
+    result = run("bundle", "export", str(tmp_path / "b"), "--spec", str(online / "mirror.toml"), "--no-tool",
+                 "--url", "https://user:secret@mirror.internal/simple/")  # fmt: skip
+    assert result.exit_code == 1 and "--url: holds credentials" in result.output
+
+
+def test_client_configs_travel_with_the_bundle(tmp_path: Path, online: Path) -> None:
+    full = export(online, tmp_path / "b.tar.gz", "--url", "http://mirror.internal:8080/simple/")
+    offline = tmp_path / "offline"
+    import_bundle(full, offline)
+    pip_conf = (offline / "client-config" / "pip.conf").read_text()
+    assert "index-url = http://mirror.internal:8080/simple/" in pip_conf
+    assert (offline / "client-config" / "uv.toml").is_file()
+
+
+# --- refusals: nothing becomes visible -----------------------------------------------------------------------
+
+
+def test_a_delta_whose_base_is_missing_is_refused(tmp_path: Path, online: Path) -> None:
+    full = export(online, tmp_path / "full.tar.gz")
+    delta = export(online, tmp_path / "delta.tar.gz", "--since", str(full))
+    base = read_manifest(full).id
+    offline = tmp_path / "offline"
+    with pytest.raises(MissingBase) as caught:
+        import_bundle(delta, offline)
+    assert caught.value.base == base
+    assert f"a delta of bundle {base}, which was never imported here" in str(caught.value)
+    assert snapshot(offline) == {}
+    result = run("bundle", "import", str(delta), "--into", str(offline))
+    assert result.exit_code == 1 and base in result.output
+
+
+def test_a_published_file_is_never_replaced(tmp_path: Path, online: Path) -> None:
+    full = export(online, tmp_path / "b.tar.gz")
+    offline = tmp_path / "offline"
+    import_bundle(full, offline)
+    wheel = next((offline / "wheelhouse" / "files").rglob("om_pure-1.0-*.whl"))
+    wheel.write_bytes(b"other bytes under the same name")
+    before = snapshot(offline)
+    with pytest.raises(BundleError, match="A published file never changes: refusing to replace it"):
+        import_bundle(full, offline)
+    assert snapshot(offline) == before
+
+
+def _repack(source: Path, out: Path, change: Callable[[str, bytes], bytes | None]) -> Path:
+    """Copy a .tar.gz bundle member by member; ``change(name, data)`` returns new bytes, or None to drop it."""
+    with tarfile.open(source, "r:gz") as tar, tarfile.open(out, "w:gz") as dest:
+        for info in tar:
+            handle = tar.extractfile(info)
+            assert handle is not None
+            data = change(info.name, handle.read())
+            if data is None:
+                continue
+            info.size = len(data)
+            dest.addfile(info, io.BytesIO(data))
+    return out
+
+
+def test_a_tampered_member_is_refused_before_anything_is_visible(tmp_path: Path, online: Path) -> None:
+    full = export(online, tmp_path / "b.tar.gz")
+    target = "wheelhouse/files/om-pure/om_pure-1.0-py3-none-any.whl"
+
+    def flip(name: str, data: bytes) -> bytes:
+        return data[:-1] + bytes([data[-1] ^ 1]) if name == target else data
+
+    tampered = _repack(full, tmp_path / "tampered.tar.gz", flip)
+    with pytest.raises(BundleError, match=f"member '{target}' has sha256 .* the bundle is damaged or was tampered"):
+        read_bundle(tampered)
+    result = run("bundle", "verify", str(tampered))
+    assert result.exit_code == 1 and "tampered" in result.output
+    offline = tmp_path / "offline"
+    with pytest.raises(BundleError, match="tampered"):
+        import_bundle(tampered, offline)
+    assert snapshot(offline) == {}
+    assert ok("bundle", "verify", str(full)).output.startswith(f"{full}: ok")
+
+
+def test_a_dropped_member_is_named(tmp_path: Path, online: Path) -> None:
+    full = export(online, tmp_path / "b.tar.gz")
+    target = "wheelhouse/files/om-pure/om_pure-1.0-py3-none-any.whl"
+    short = _repack(full, tmp_path / "short.tar.gz", lambda name, data: None if name == target else data)
+    with pytest.raises(BundleError, match=f"1 members listed in bundle.json are missing: {target}"):
+        read_bundle(short)
+
+
+def test_a_truncated_archive_is_refused(tmp_path: Path, online: Path) -> None:
+    full = export(online, tmp_path / "b.tar.zst")
+    data = full.read_bytes()
+    cut = tmp_path / "cut.tar.zst"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match="damaged or truncated|missing"):
+        read_bundle(cut)
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"not an archive at all")
+    with pytest.raises(BundleError, match="not a bundle"):
+        read_bundle(junk)
+
+
+# --- hostile archives -------------------------------------------------------------------------------------------
+
+
+def _member(name: str, data: bytes = b"x", **attributes: object) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    for key, value in attributes.items():
+        setattr(info, key, value)
+    return info, data
+
+
+def _hostile(path: Path, members: list[tuple[tarfile.TarInfo, bytes]], listed: list[tuple[str, bytes]]) -> Path:
+    """A .tar.gz whose bundle.json lists ``listed`` (path, bytes) and that then holds ``members``."""
+    entries = [{"path": p, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for p, d in listed]
+    manifest = {
+        "format": "offline-mirror-bundle",
+        "version": 1,
+        "id": "0" * 32,
+        "base": None,
+        "created": "",
+        "tool": {"name": "offline-mirror", "version": "0"},
+        "compression": "gz",
+        "targets": [],
+        "tool_targets": [],
+        "members": entries,
+        "contents": entries,
+    }
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        head = json.dumps(manifest).encode()
+        info = tarfile.TarInfo("bundle.json")
+        info.size = len(head)
+        tar.addfile(info, io.BytesIO(head))
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    path.write_bytes(gzip.compress(raw.getvalue()))
+    return path
+
+
+HOSTILE = {
+    "absolute path": ([_member("/tmp/evil")], [], "is absolute"),
+    "dot-dot": ([_member("wheelhouse/../../evil")], [], "has an empty, '.' or '..' component"),
+    "symlink out": (
+        [_member("wheelhouse/files/x/link", b"", type=tarfile.SYMTYPE, linkname="/etc/passwd")],
+        [],
+        "is a link \\(to '/etc/passwd'\\)",
+    ),
+    "hard link": (
+        [_member("wheelhouse/files/x/hard", b"", type=tarfile.LNKTYPE, linkname="../../../etc/passwd")],
+        [],
+        "is a link",
+    ),
+    "character device": (
+        [_member("wheelhouse/dev", b"", type=tarfile.CHRTYPE, devmajor=1, devminor=3)],
+        [],
+        "is not a regular file",
+    ),
+    "fifo": ([_member("wheelhouse/fifo", b"", type=tarfile.FIFOTYPE)], [], "is not a regular file"),
+    # tarfile cuts a name at NUL when it reads it: the cut name is then not the listed one
+    "NUL in the name": ([_member("wheelhouse/a\x00b")], [], "member 'wheelhouse/a' is not listed"),
+    "control character": ([_member("wheelhouse/a\nb")], [], "control character"),
+    "backslash": ([_member("wheelhouse\\..\\evil")], [], "backslash"),
+    "unlisted member": ([_member("wheelhouse/extra")], [], "is not listed in bundle.json"),
+    "listed twice": (
+        [_member("install.sh"), _member("install.sh")],
+        [("install.sh", b"x")],
+        "appears twice",
+    ),
+    "size disagrees": ([_member("install.sh", b"xy")], [("install.sh", b"x")], "is 2 bytes; bundle.json says 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_members_are_refused(tmp_path: Path, case: str) -> None:
+    members, listed, message = HOSTILE[case]
+    path = _hostile(tmp_path / "hostile.tar.gz", members, listed)
+    with pytest.raises(BundleError, match=message):
+        read_bundle(path)
+    offline = tmp_path / "offline"
+    with pytest.raises(BundleError, match=message):
+        import_bundle(path, offline)
+    assert snapshot(offline) == {}
+    assert not (tmp_path / "evil").exists() and not Path("/tmp/evil").exists()
+    result = run("bundle", "import", str(path), "--into", str(offline))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"format": "zip"}, "format: expected 'offline-mirror-bundle'"),
+        ({"id": "../x"}, "id: expected 32 lowercase hex digits"),
+        ({"members": [{"path": "../x", "size": 1, "sha256": "0" * 64}]}, r"members\[0\].path: '../x': has an empty"),
+        ({"members": [{"path": "a", "size": -1, "sha256": "0" * 64}]}, r"members\[0\].size: expected a non-negative"),
+        ({"members": [{"path": "a", "size": 1, "sha256": "XYZ"}]}, r"members\[0\].sha256: expected a lowercase hex"),
+        ({"members": [{"path": "a", "size": 1, "sha256": "0" * 64}]}, "members: 'a' is not in contents"),
+    ],
+)
+def test_a_bad_manifest_is_named(change: dict[str, object], message: str) -> None:
+    data: dict[str, object] = {
+        "format": "offline-mirror-bundle",
+        "version": 1,
+        "id": "0" * 32,
+        "base": None,
+        "tool": {"version": "0"},
+        "compression": "gz",
+        "targets": [],
+        "tool_targets": [],
+        "members": [],
+        "contents": [],
+        **change,
+    }
+    with pytest.raises(BundleError, match=message):
+        bundle.BundleManifest.from_dict(data, "b.tar.gz: bundle.json")
+
+
+def test_the_first_member_must_be_the_manifest(tmp_path: Path) -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        info, data = _member("install.sh")
+        tar.addfile(info, io.BytesIO(data))
+    path = tmp_path / "b.tar.gz"
+    path.write_bytes(gzip.compress(raw.getvalue()))
+    with pytest.raises(BundleError, match="the first member is not bundle.json"):
+        read_bundle(path)
+
+
+def test_a_bad_lock_inside_a_verified_bundle_is_refused(tmp_path: Path) -> None:
+    lock = json.dumps({"version": 1, "files": {"../../evil.whl": {}}, "targets": {}}).encode()
+    path = _hostile(tmp_path / "b.tar.gz", [_member("lockfiles/mirror.lock.json", lock)],
+                    [("lockfiles/mirror.lock.json", lock)])  # fmt: skip
+    assert read_bundle(path).files == 1  # every hash matches ...
+    with pytest.raises(BundleError, match="lockfiles/mirror.lock.json: .*not a safe wheel or sdist filename"):
+        import_bundle(path, tmp_path / "offline")  # ... but the lock it brings is checked too
+    assert snapshot(tmp_path / "offline") == {}
+
+
+@pytest.mark.parametrize("path", ["", "/a", "a/../b", "a//b", "./a", "a\\b", "a\x00", "bundle.json", "x" * 2000])
+def test_unsafe_paths(path: str) -> None:
+    assert bundle.unsafe_path(path) is not None
+
+
+@pytest.mark.parametrize("path", ["install.sh", "wheelhouse/files/om-pure/om_pure-1.0-py3-none-any.whl", "a/b.c"])
+def test_safe_paths(path: str) -> None:
+    assert bundle.unsafe_path(path) is None
