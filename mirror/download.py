@@ -11,6 +11,7 @@ which the next run resumes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -24,7 +25,7 @@ import requests
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from mirror.errors import MirrorError
-from mirror.http import DEFAULT_TIMEOUT
+from mirror.http import DEFAULT_TIMEOUT, request_error_reason
 
 CHUNK = 1 << 16
 ATTEMPTS = 5
@@ -86,9 +87,53 @@ def download(
     Returns the content's sha256 (hashed while streaming). ``file://`` URLs are copied the same way. With
     ``sync_directory=False`` the caller fsyncs ``dest.parent`` itself (once for many files).
     """
-    advance = on_bytes or (lambda n: None)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     partial = partial_path(dest)
+    try:
+        actual = _download(
+            session,
+            url,
+            dest,
+            partial,
+            size=size,
+            timeout=timeout,
+            attempts=attempts,
+            advance=on_bytes or (lambda n: None),
+            sleep=sleep,
+        )
+    except requests.RequestException as exc:  # not a transient one: a malformed URL, too many redirects, ...
+        raise DownloadError(f"{dest.name}: cannot download {url}: {request_error_reason(exc)}") from None
+    except OSError as exc:  # writing here failed (a full disk, a read-only directory): free what we took
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        reason = exc.strerror or str(exc)
+        hint = "; free some space and run again" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        raise DownloadError(f"{dest.name}: cannot write {partial}: {reason}{hint}") from None
+    if sha256 is not None and actual != sha256.lower():
+        partial.unlink(missing_ok=True)
+        raise HashMismatch(f"{dest.name}: {url} has sha256 {actual}, expected {sha256.lower()}")
+    try:
+        os.replace(partial, dest)
+    except OSError as exc:
+        raise DownloadError(f"{dest.name}: cannot rename {partial} into place: {exc.strerror or exc}") from None
+    if sync_directory:
+        fsync_directory(dest.parent)
+    return actual
+
+
+def _download(
+    session: requests.Session,
+    url: str,
+    dest: Path,
+    partial: Path,
+    *,
+    size: int | None,
+    timeout: tuple[float, float],
+    attempts: int,
+    advance: Callable[[int], None],
+    sleep: Callable[[float], None],
+) -> str:
+    """The sha256 of the complete ``partial`` file, downloaded (with retries) or copied from a ``file:`` URL."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
     actual = ""
     if urlsplit(url).scheme == "file":
         actual = _copy(Path(url2pathname(urlsplit(url).path)), partial, dest.name, url, advance)
@@ -111,12 +156,6 @@ def download(
                 sleep(BACKOFF * 2 ** (attempt - 1))
         else:
             raise DownloadError(f"{dest.name}: cannot download {url} after {attempts} attempts: {last_error}")
-    if sha256 is not None and actual != sha256.lower():
-        partial.unlink(missing_ok=True)
-        raise HashMismatch(f"{dest.name}: {url} has sha256 {actual}, expected {sha256.lower()}")
-    os.replace(partial, dest)
-    if sync_directory:
-        fsync_directory(dest.parent)
     return actual
 
 
@@ -157,24 +196,37 @@ def _attempt(
             digest = hashlib.sha256()
         else:
             raise DownloadError(f"{name}: {url} answered HTTP {status}")
+        announced = response.headers.get("Content-Length", "")
+        if size is not None and announced.isdigit() and (0 if mode == "wb" else offset) + int(announced) > size:
+            partial.unlink(missing_ok=True)
+            raise DownloadError(f"{name}: {url} announces {int(announced)} bytes; the lock says {size}")
         # Count the bytes ourselves instead of letting urllib3 raise on a short body: it would drop what it had
         # already read, and those bytes are what a Range request resumes from.
         raw = response.raw
         if hasattr(raw, "enforce_content_length"):
             raw.enforce_content_length = False
+        limit = None if size is None else size - (0 if mode == "wb" else offset)
         with partial.open(mode) as out:
             try:
                 for chunk in response.iter_content(CHUNK):
+                    if limit is not None:
+                        limit -= len(chunk)
+                        if limit < 0:  # an endless or oversized body: stop before it fills the disk
+                            break
                     out.write(chunk)
                     digest.update(chunk)
                     advance(len(chunk))
             finally:
                 out.flush()
                 os.fsync(out.fileno())
-        announced = response.headers.get("Content-Length", "")
+        if limit is not None and limit < 0:
+            partial.unlink()
+            raise DownloadError(f"{name}: {url} sent more than the {size} bytes the lock says")
         received = raw.tell() if hasattr(raw, "tell") else None
         if announced.isdigit() and received is not None and received < int(announced):
             raise _Transient(f"connection closed after {received} of {announced} bytes")
+        if limit and not announced.isdigit():  # no length and short of the locked size: resume like a drop
+            raise _Transient(f"connection closed {limit} bytes short of the {size} the lock says")
     # A complete response that is not the locked file is left to the hash check.
     return digest.hexdigest()
 
@@ -189,6 +241,8 @@ def _prefix_digest(partial: Path) -> hashlib._Hash:
 
 def _copy(source: Path, partial: Path, name: str, url: str, advance: Callable[[int], None]) -> str:
     digest = hashlib.sha256()
+    if source.exists() and not source.is_file():  # a device (/dev/zero), a FIFO or a directory
+        raise DownloadError(f"{name}: {url} is not a regular file")
     try:
         with source.open("rb") as handle, partial.open("wb") as out:
             while chunk := handle.read(CHUNK):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from mirror import __version__
@@ -15,11 +16,21 @@ from mirror import __version__
 #: (connect, read) seconds; a stalled upstream fails instead of hanging a run.
 DEFAULT_TIMEOUT = (10.0, 60.0)
 USER_AGENT = f"offline-mirror/{__version__}"
+#: Seconds of ``Retry-After`` honoured at most: an upstream asking for an hour does not stall a run for an hour.
+MAX_RETRY_AFTER = 30.0
+
+
+class _Retry(Retry):
+    """urllib3's Retry (which sleeps for any ``Retry-After`` asked), with the wait capped at MAX_RETRY_AFTER."""
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def make_session(*, retries: int = 4, backoff: float = 0.5, pool_size: int = 16) -> requests.Session:
     """A pooled session retrying connection errors, 429 and 5xx (honouring Retry-After) with backoff."""
-    retry = Retry(
+    retry = _Retry(
         total=retries,
         connect=retries,
         read=retries,

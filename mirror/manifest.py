@@ -252,6 +252,7 @@ class _Reader:
     """Validating accessors that name the JSON path of what is wrong."""
 
     def error(self, where: str, message: str) -> InvalidManifest:
+        where = where if where.isprintable() else repr(where)  # a hostile key must not break the one-line message
         return InvalidManifest(f"{MANIFEST}: {where}: {message}")
 
     def mapping(self, value: object, where: str) -> dict[str, object]:

@@ -98,7 +98,9 @@ def classify(filename: str, project: str | None = None) -> tuple[str, Version, F
     With ``project`` known, an sdist whose version holds a hyphen (``celery-3.1.26-1.tar.gz``, a post-release in
     legacy spelling) is read as pip reads it: the project's name first, the rest is the version.
     """
-    if "/" in filename or "\\" in filename or "\x00" in filename or filename.startswith("."):
+    if "/" in filename or "\\" in filename or filename.startswith("."):
+        return None
+    if not filename.isprintable() or any(c.isspace() for c in filename):  # NUL, newlines, direction overrides
         return None
     try:
         if filename.endswith(".whl"):
@@ -146,7 +148,9 @@ def _make_file(
         log.warning("%s: ignoring %r: it names another project (%s)", project, filename, name)
         return None
     url, fragment = urldefrag(urljoin(page_url, href))
-    if urlsplit(url).scheme not in ("http", "https", "file"):
+    scheme = urlsplit(url).scheme
+    # file: only from a local index: a remote page must not point the fetch at this machine's files (or /dev/zero)
+    if scheme not in ("http", "https", "file") or (scheme == "file" and urlsplit(page_url).scheme != "file"):
         log.warning("%s: ignoring %r: unsupported URL %r", project, filename, url)
         return None
     sha256 = hashes.get("sha256")
@@ -167,7 +171,7 @@ def _make_file(
         version=version,
         kind=kind,
         sha256=sha256.lower() if sha256 else None,
-        size=size if isinstance(size, int) and size >= 0 else None,
+        size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
         requires_python=requires_python or None,
         upload_time=upload_time,
         yanked=bool(yanked),

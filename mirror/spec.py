@@ -310,8 +310,13 @@ def _path(root: Path, value: str, key: str) -> Path:
 
 
 def _upstream(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
+    try:
+        parts = urlsplit(value)
+        valid = parts.port is None or parts.port >= 0  # .port raises ValueError for a port that is no number < 65536
+    except ValueError:  # also "http://[::1" and the like
+        valid = False
+    valid = valid and value.isprintable() and not any(c.isspace() for c in value)
+    if not valid or parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
         raise InvalidSpec(
             "mirror.upstream", f"{value!r} is not an index URL; expected http(s)://host/simple or file:///path"
         )

@@ -30,9 +30,11 @@ import importlib.metadata
 import json
 import os
 import socket
+import struct
 import sys
 import tarfile
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +74,8 @@ __all__ = [
     "Upstream",
     "build_dists",
     "build_release",
+    "close_after",
+    "delay",
     "drop_after",
     "fail_times",
     "free_port",
@@ -82,11 +86,15 @@ __all__ = [
     "project_html",
     "project_json",
     "repack_installed",
+    "reset_connection",
+    "respond",
+    "retry_after",
     "root_html",
     "root_json",
     "scan_file",
     "serve_dir",
     "synced_workspace",
+    "throttle",
     "wrong_bytes",
 ]
 
@@ -634,6 +642,7 @@ class Request:
     method: str
     path: str  # the request target, query string included
     accept: str | None
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
 
 
 class RequestLog:
@@ -895,20 +904,126 @@ def wrong_bytes(body: bytes) -> Fault:
     return fault
 
 
+def _send_real_head(handler: UpstreamHandler) -> Response:
+    """Send the status line and headers the index would (Content-Length included); the response, to send from."""
+    real = handler.response()
+    handler.send_response(real.status)
+    for name, value in {"Content-Length": str(len(real.body)), **real.headers}.items():
+        handler.send_header(name, value)
+    handler.end_headers()
+    return real
+
+
 def drop_after(nbytes: int) -> Fault:
     """Announce the real Content-Length, send ``nbytes`` of the body, then hang up."""
 
     def fault(handler: UpstreamHandler) -> bool:
-        real = handler.response()
-        handler.send_response(real.status)
-        for name, value in {"Content-Length": str(len(real.body)), **real.headers}.items():
-            handler.send_header(name, value)
-        handler.end_headers()
+        real = _send_real_head(handler)
         handler.wfile.write(real.body[:nbytes])
         handler.wfile.flush()
         handler.close_connection = True
         with contextlib.suppress(OSError):
             handler.connection.shutdown(socket.SHUT_RDWR)
+        return True
+
+    return fault
+
+
+def _first(times: int) -> Callable[[], bool]:
+    """A thread-safe countdown: True for the first ``times`` calls, then False."""
+    lock = threading.Lock()
+    remaining = [times]
+
+    def take() -> bool:
+        with lock:
+            if remaining[0] <= 0:
+                return False
+            remaining[0] -= 1
+            return True
+
+    return take
+
+
+def respond(response: Response) -> Fault:
+    """Answer every request with ``response`` (a hostile page, a status the index never gives)."""
+
+    def fault(handler: UpstreamHandler) -> bool:
+        handler.send(response)
+        return True
+
+    return fault
+
+
+def retry_after(times: int, seconds: str, status: int = 429) -> Fault:
+    """Answer ``status`` with ``Retry-After: seconds`` to the first ``times`` requests, then let the index answer."""
+    take = _first(times)
+
+    def fault(handler: UpstreamHandler) -> bool:
+        if not take():
+            return False
+        handler.send(Response(status=status, body=b"slow down\n", headers={"Retry-After": seconds}))
+        return True
+
+    return fault
+
+
+def reset_connection(times: int = 1) -> Fault:
+    """Hang up with a TCP reset, before any response, on the first ``times`` requests."""
+    take = _first(times)
+
+    def fault(handler: UpstreamHandler) -> bool:
+        if not take():
+            return False
+        handler.close_connection = True
+        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        handler.connection.close()  # linger 0: the close sends RST
+        return True
+
+    return fault
+
+
+def delay(seconds: float, times: int = 1) -> Fault:
+    """Wait ``seconds`` before answering the first ``times`` requests (a response slower than a client timeout)."""
+    take = _first(times)
+
+    def fault(handler: UpstreamHandler) -> bool:
+        if take():
+            time.sleep(seconds)
+        return False
+
+    return fault
+
+
+def close_after(nbytes: int, times: int = 1) -> Fault:
+    """The first ``times`` requests: 200 with no Content-Length and ``nbytes`` of the body, then close — a
+    truncated body the client cannot tell from a complete one (only the hash can)."""
+    take = _first(times)
+
+    def fault(handler: UpstreamHandler) -> bool:
+        if not take():
+            return False
+        real = handler.response()
+        handler.send_response(real.status)
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.write(real.body[:nbytes])
+        handler.close_connection = True
+        return True
+
+    return fault
+
+
+def throttle(chunk: int, pause: float) -> Fault:
+    """Send the real response ``chunk`` bytes at a time, ``pause`` seconds apart (a slow upstream)."""
+
+    def fault(handler: UpstreamHandler) -> bool:
+        real = _send_real_head(handler)
+        if handler.head_only:
+            return True
+        for start in range(0, len(real.body), chunk):
+            handler.wfile.write(real.body[start : start + chunk])
+            handler.wfile.flush()
+            time.sleep(pause)
         return True
 
     return fault
