@@ -165,9 +165,9 @@ class BundleManifest:
             raise fail("format", f"expected {FORMAT!r}, got {data.get('format')!r} (not an offline-mirror bundle)")
         if data.get("version") != FORMAT_VERSION:
             raise fail("version", f"expected {FORMAT_VERSION}, got {data.get('version')!r}")
-        bundle_id, base = data.get("id"), data.get("base")
-        if not isinstance(bundle_id, str) or not _ID.fullmatch(bundle_id):
-            raise fail("id", f"expected 32 lowercase hex digits, got {bundle_id!r}")
+        given_id, base = data.get("id"), data.get("base")
+        if not isinstance(given_id, str) or not _ID.fullmatch(given_id):
+            raise fail("id", f"expected 32 lowercase hex digits, got {given_id!r}")
         if base is not None and (not isinstance(base, str) or not _ID.fullmatch(base)):
             raise fail("base", f"expected null or 32 lowercase hex digits, got {base!r}")
         tool = data.get("tool")
@@ -210,7 +210,7 @@ class BundleManifest:
 
         created = data.get("created")
         manifest = cls(
-            id=bundle_id,
+            id=given_id,
             base=base,
             created=created if isinstance(created, str) else "",
             tool_version=tool_version,
@@ -220,6 +220,8 @@ class BundleManifest:
             members=members("members"),
             contents=members("contents"),
         )
+        if bundle_id(manifest.contents, manifest.base) != manifest.id:
+            raise fail("id", f"{manifest.id} is not the id of the contents listed (the manifest was altered)")
         contents = set(manifest.contents)
         for member in manifest.members:
             if member not in contents:

@@ -255,10 +255,11 @@ def _member(name: str, data: bytes = b"x", **attributes: object) -> tuple[tarfil
 def _hostile(path: Path, members: list[tuple[tarfile.TarInfo, bytes]], listed: list[tuple[str, bytes]]) -> Path:
     """A .tar.gz whose bundle.json lists ``listed`` (path, bytes) and that then holds ``members``."""
     entries = [{"path": p, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for p, d in listed]
+    contents = [bundle.Member(path=p, size=len(d), sha256=hashlib.sha256(d).hexdigest()) for p, d in listed]
     manifest = {
         "format": "offline-mirror-bundle",
         "version": 1,
-        "id": "0" * 32,
+        "id": bundle.bundle_id(contents, None),
         "base": None,
         "created": "",
         "tool": {"name": "offline-mirror", "version": "0"},
@@ -338,13 +339,14 @@ def test_hostile_members_are_refused(tmp_path: Path, case: str) -> None:
         ({"members": [{"path": "a", "size": -1, "sha256": "0" * 64}]}, r"members\[0\].size: expected a non-negative"),
         ({"members": [{"path": "a", "size": 1, "sha256": "XYZ"}]}, r"members\[0\].sha256: expected a lowercase hex"),
         ({"members": [{"path": "a", "size": 1, "sha256": "0" * 64}]}, "members: 'a' is not in contents"),
+        ({"id": "1" * 32}, "id: 1{32} is not the id of the contents listed \\(the manifest was altered\\)"),
     ],
 )
 def test_a_bad_manifest_is_named(change: dict[str, object], message: str) -> None:
     data: dict[str, object] = {
         "format": "offline-mirror-bundle",
         "version": 1,
-        "id": "0" * 32,
+        "id": bundle.bundle_id([], None),
         "base": None,
         "tool": {"version": "0"},
         "compression": "gz",
