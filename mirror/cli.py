@@ -276,7 +276,7 @@ class _PlainProgress:
 class _BarProgress:
     """A progress bar (files, bytes, rate, ETA) on a terminal."""
 
-    def __init__(self) -> None:
+    def __init__(self, description: str = "fetching") -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -296,7 +296,7 @@ class _BarProgress:
             console=Console(stderr=True),
             transient=True,
         )
-        self._task = self._progress.add_task("fetching", total=None)
+        self._task = self._progress.add_task(description, total=None)
         self._files = 0
         self._done = 0
 
@@ -314,7 +314,7 @@ class _BarProgress:
     def advance(self, nbytes: int) -> None:
         self._progress.advance(self._task, nbytes)
 
-    def done(self, file: FileEntry) -> None:
+    def done(self, item: object) -> None:  # a FileEntry (fetch) or a member path (bundle)
         self._done += 1
         self._progress.update(self._task, description=f"{self._done}/{self._files} files")
 
@@ -982,47 +982,13 @@ def _bundle_path(out: Path, fmt: str) -> tuple[Path, Compression]:
     return out.with_name(f"{out.name}.tar.{compression}"), compression
 
 
-class _BundleBar:
-    """Progress of a bundle on a terminal: bytes, rate, ETA."""
-
-    def __init__(self, description: str) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._task = self._progress.add_task(description, total=None)
-
-    def __enter__(self) -> _BundleBar:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def start(self, files: int, nbytes: int) -> None:
-        self._progress.update(self._task, total=nbytes or None)
-
-    def advance(self, nbytes: int) -> None:
-        self._progress.advance(self._task, nbytes)
-
-    def done(self, path: str) -> None:
-        pass
-
-
 def _bundle_progress(description: str) -> AbstractContextManager[BundleProgress]:
     """A bar on a terminal; silence otherwise (a bundle can hold thousands of files)."""
     from contextlib import nullcontext
 
     from mirror.bundle import NullProgress
 
-    return _BundleBar(description) if sys.stderr.isatty() else nullcontext(NullProgress())
+    return _BarProgress(description) if sys.stderr.isatty() else nullcontext(NullProgress())
 
 
 def _prepare_tool(spec: Spec, values: tuple[str, ...], compression: str, jobs: int) -> ToolPayload:

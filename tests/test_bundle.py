@@ -105,6 +105,15 @@ def test_full_then_delta_into_an_empty_directory(tmp_path: Path, upstream: Upstr
     checked = ok("check", "--spec", str(offline / "mirror.toml")).output
     assert checked.endswith(" ok, 0 missing, 0 corrupt\n")
 
+    # the same pair into a mirror that was there before: merged, its own spec and files kept
+    existing = synced_workspace(mkdir(tmp_path / "existing"), upstream, ["om-dep"])
+    ok("bundle", "import", str(full), "--into", str(existing))
+    ok("bundle", "import", str(delta), "--into", str(existing))
+    pages = indexed(existing)
+    assert set(pages) == {"om-dep", *indexed(offline)}
+    assert pages["om-pure"] == indexed(offline)["om-pure"]
+    assert ok("check", "--spec", str(existing / "mirror.toml")).output.endswith(" ok, 0 missing, 0 corrupt\n")
+
     before = snapshot(offline)
     again = ok("bundle", "import", str(delta), "--into", str(offline)).output
     assert "already imported" in again and "nothing changed" in again
