@@ -605,10 +605,12 @@ def read_bundle(
     *,
     staging: Path | None = None,
     progress: BundleProgress | None = None,
+    present: Callable[[Member], bool] | None = None,
 ) -> VerifyResult:
     """Read every member, checking it is safe and matches ``bundle.json``; write members under ``staging``.
 
-    With no ``staging`` nothing is written (``mirror bundle verify``). Raises on the first problem.
+    With no ``staging`` nothing is written (``mirror bundle verify``); members for which ``present`` is true (already
+    in place with this sha256) are checked but not staged. Raises on the first problem.
     """
     progress = progress or NullProgress()
     with _open_archive(bundle) as tar:
@@ -636,7 +638,8 @@ def read_bundle(
                 )
             source = tar.extractfile(info)
             assert source is not None
-            _copy_verified(source, member, staging / member.path if staging else None, bundle, progress)
+            staged = staging / member.path if staging and not (present and present(member)) else None
+            _copy_verified(source, member, staged, bundle, progress)
             progress.done(member.path)
         missing = sorted(set(expected) - seen)
         if missing:
@@ -794,8 +797,14 @@ def import_bundle(
     workspace = Workspace.at(into)
     workspace.wheelhouse.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".bundle-import-", dir=workspace.wheelhouse))
+    record = VerifiedRecord(workspace.wheelhouse / "files")
+
+    def present(member: Member) -> bool:  # a file verified here with this sha256 need not be staged again
+        relpath = member.path.removeprefix("wheelhouse/files/")
+        return relpath != member.path and record.matches(relpath, member.sha256)
+
     try:
-        verified = read_bundle(bundle, staging=staging, progress=progress)
+        verified = read_bundle(bundle, staging=staging, progress=progress, present=present)
         return _merge_in(bundle, verified.manifest, staging, workspace, index or _write_index)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -873,7 +882,8 @@ def _merge_in(
         (replaced if current is not None else added).append(member.path)
         moves.append((staging / member.path, destination))
 
-    lock_changed = merged is not None and _lock_changes(merged, workspace.lockfiles)
+    lock_texts = _changed_lockfiles(merged, existing_lock, workspace.lockfiles) if merged is not None else {}
+    lock_changed = bool(lock_texts)
     spec_text = _merged_spec_text(staged_spec, merged, workspace) if staged_spec is not None else None
     spec_changed = spec_text is not None and _text_differs(workspace.root / "mirror.toml", spec_text)
     already = manifest.id in record.ids
@@ -899,9 +909,8 @@ def _merge_in(
                 verified.add(entry)  # hashed just now; files a delta's base brought were recorded then
         if files_dir.is_dir():
             verified.save()
-        from mirror.lockfile import write_lock
-
-        write_lock(merged, workspace.lockfiles)
+        for name, text in lock_texts.items():  # the manifest last, as mirror lock writes them
+            atomic.write_text(workspace.lockfiles / name, text)
     if spec_text is not None and spec_changed:
         atomic.write_text(workspace.root / "mirror.toml", spec_text)
     projects, files = index(merged, workspace.wheelhouse) if merged is not None else (0, 0)
@@ -936,10 +945,15 @@ def _text_differs(path: Path, text: str) -> bool:
         return True
 
 
-def _lock_changes(manifest: Manifest, lockfiles: Path) -> bool:
+def _changed_lockfiles(merged: Manifest, existing: Manifest | None, lockfiles: Path) -> dict[str, str]:
+    """The lockfiles (name -> text) whose text the merged lock changes; none when the lock is the one here."""
     from mirror.lockfile import outputs
 
-    return any(_text_differs(lockfiles / name, text) for name, text in outputs(manifest).items())
+    if merged == existing:
+        names = [MANIFEST, *(f"{t.name}{suffix}" for t in merged.targets for suffix in (".txt", ".build.txt"))]
+        if all((lockfiles / name).is_file() for name in names):
+            return {}  # rendering every lockfile of a large lock takes seconds; nothing would change
+    return {name: text for name, text in outputs(merged).items() if _text_differs(lockfiles / name, text)}
 
 
 def _staged_lock(bundle: Path, manifest: BundleManifest, staging: Path) -> Manifest | None:
