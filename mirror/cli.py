@@ -1003,11 +1003,16 @@ def _prepare_tool(spec: Spec, values: tuple[str, ...], compression: str, jobs: i
     targets = selfinstall.tool_targets(chosen)
     tool_spec = selfinstall.tool_spec(spec, targets, extra=["zstandard"] if compression == "zst" else [])
     click.echo(f"offline-mirror {selfinstall.version()} and its dependencies for {', '.join(t.name for t in targets)}")
-    _run_lock(tool_spec, "uv", False, (), 4)
-    manifest = load_manifest(tool_spec.lockfiles)
-    result = fetch(manifest, tool_spec.wheelhouse / "files", session=make_session(), jobs=jobs)
-    if result.missing:
-        raise FetchError(f"offline-mirror's dependencies: not fetched: {', '.join(result.missing)}")
+    try:
+        _run_lock(tool_spec, "uv", False, (), 4)
+        manifest = load_manifest(tool_spec.lockfiles)
+        result = fetch(manifest, tool_spec.wheelhouse / "files", session=make_session(), jobs=jobs)
+        if result.missing:
+            raise FetchError(f"not fetched: {', '.join(result.missing)}")
+    except MirrorError as exc:
+        raise MirrorError(
+            f"offline-mirror's own dependencies from {spec.upstream}: {exc} (leave the tool out with --no-tool)"
+        ) from None
     return ToolPayload(wheel=selfinstall.tool_wheel(), spec=tool_spec, manifest=manifest)
 
 

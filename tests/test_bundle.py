@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mirror import bundle
-from mirror.bundle import BundleError, MissingBase, UnsafeMember, import_bundle, read_bundle, read_manifest
+from mirror.bundle import BundleError, MissingBase, import_bundle, read_bundle, read_manifest
 from mirror.cli import main
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
@@ -242,7 +242,7 @@ def test_a_truncated_archive_is_refused(tmp_path: Path, online: Path) -> None:
     data = full.read_bytes()
     cut = tmp_path / "cut.tar.zst"
     cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(BundleError, match="damaged or truncated|missing"):
+    with pytest.raises(BundleError, match=r"damaged or truncated|missing"):
         read_bundle(cut)
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(b"not an archive at all")
@@ -376,7 +376,7 @@ def test_the_first_member_must_be_the_manifest(tmp_path: Path) -> None:
         tar.addfile(info, io.BytesIO(data))
     path = tmp_path / "b.tar.gz"
     path.write_bytes(gzip.compress(raw.getvalue()))
-    with pytest.raises(BundleError, match="the first member is not bundle.json"):
+    with pytest.raises(BundleError, match=r"the first member is not bundle\.json"):
         read_bundle(path)
 
 
@@ -385,7 +385,7 @@ def test_a_bad_lock_inside_a_verified_bundle_is_refused(tmp_path: Path) -> None:
     path = _hostile(tmp_path / "b.tar.gz", [_member("lockfiles/mirror.lock.json", lock)],
                     [("lockfiles/mirror.lock.json", lock)])  # fmt: skip
     assert read_bundle(path).files == 1  # every hash matches ...
-    with pytest.raises(BundleError, match="lockfiles/mirror.lock.json: .*not a safe wheel or sdist filename"):
+    with pytest.raises(BundleError, match=r"lockfiles/mirror\.lock\.json: .*not a safe wheel or sdist filename"):
         import_bundle(path, tmp_path / "offline")  # ... but the lock it brings is checked too
     assert snapshot(tmp_path / "offline") == {}
 
@@ -398,3 +398,12 @@ def test_unsafe_paths(path: str) -> None:
 @pytest.mark.parametrize("path", ["install.sh", "wheelhouse/files/om-pure/om_pure-1.0-py3-none-any.whl", "a/b.c"])
 def test_safe_paths(path: str) -> None:
     assert bundle.unsafe_path(path) is None
+
+
+def test_an_upstream_without_the_tools_dependencies_says_so(tmp_path: Path, online: Path) -> None:
+    result = run("bundle", "export", str(tmp_path / "b"), "--spec", str(online / "mirror.toml"))
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error: offline-mirror's own dependencies from http://127.0.0.1:")
+    assert last.endswith("(leave the tool out with --no-tool)")
+    assert not list(tmp_path.glob("b*"))
