@@ -236,7 +236,7 @@ class ClientConfig:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ClientConfigError(f"--url: {url!r} is not an http:// or https:// URL")
-        host = parts.hostname.lower()
+        host = parts.hostname.lower().rstrip(".")  # "pypi.org." is pypi.org too
         if host in _PYPI_HOSTS or host.endswith(".pypi.org"):
             raise ClientConfigError(f"--url: {url!r} is PyPI itself; give the URL of the mirror")
         if cert is not None:
