@@ -20,6 +20,8 @@ import hashlib
 import html
 import json
 import logging
+import os
+import stat
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "1.1"
 STATE = ".state.json"
+WRITING = ".writing"  # in simple/ while a batch of index files is staged (see mirror.atomic.Batch)
 STATE_VERSION = 1
 
 
@@ -106,35 +109,69 @@ def extract_metadata(wheel: Path) -> bytes:
         raise IndexWriteError(f"{wheel.name}: cannot read the wheel: {exc}") from None
 
 
-def _ensure_metadata(wheel: Path) -> str:
-    """Write ``<wheel>.metadata`` if needed; return its sha256."""
-    target = wheel.with_name(wheel.name + ".metadata")
-    if target.is_file() and target.stat().st_mtime_ns >= wheel.stat().st_mtime_ns:
-        return hashlib.sha256(target.read_bytes()).hexdigest()
-    data = extract_metadata(wheel)
-    atomic.write_bytes(target, data)
-    return hashlib.sha256(data).hexdigest()
+class _MetadataFiles:
+    """PEP 658 ``<wheel>.metadata`` files: extracted when missing or older than the wheel.
+
+    Their sha256 is remembered in the index state with the wheel's and the file's size and mtime, so an unchanged
+    tree is not read again (the trust the verified record gives files: same size and mtime, same content).
+    """
+
+    def __init__(self, known: Mapping[str, object], batch: atomic.Batch | None) -> None:
+        self.known = known
+        self.batch = batch
+        self.seen: dict[str, list[int | str]] = {}  # relpath -> [wheel size, wheel mtime, size, mtime, sha256]
+
+    def sha256(self, relpath: str, wheel: Path, wheel_stat: os.stat_result) -> str:
+        """Write ``<wheel>.metadata`` if needed; return its sha256."""
+        target = wheel.with_name(wheel.name + ".metadata")
+        try:
+            found: os.stat_result | None = target.stat()
+        except FileNotFoundError:
+            found = None
+        wheel_key: list[int | str] = [wheel_stat.st_size, wheel_stat.st_mtime_ns]
+        if found is not None and stat.S_ISREG(found.st_mode) and found.st_mtime_ns >= wheel_stat.st_mtime_ns:
+            key = [*wheel_key, found.st_size, found.st_mtime_ns]
+            cached = self.known.get(relpath)
+            if isinstance(cached, list) and len(cached) == 5 and cached[:4] == key and isinstance(cached[4], str):
+                digest: str = cached[4]
+            else:
+                digest = hashlib.sha256(target.read_bytes()).hexdigest()
+        else:
+            data = extract_metadata(wheel)
+            if self.batch is not None:
+                written = self.batch.write_bytes(target, data)
+            else:
+                atomic.write_bytes(target, data)
+                written = target.stat()
+            key = [*wheel_key, written.st_size, written.st_mtime_ns]
+            digest = hashlib.sha256(data).hexdigest()
+        self.seen[relpath] = [*key, digest]
+        return digest
 
 
-def collect(manifest: Manifest, files_dir: Path) -> tuple[dict[str, list[IndexedFile]], list[str]]:
+def collect(
+    manifest: Manifest, files_dir: Path, *, metadata: _MetadataFiles | None = None
+) -> tuple[dict[str, list[IndexedFile]], list[str]]:
     """The indexed files per project: every locked file present and verified under ``files_dir``."""
+    metadata = metadata or _MetadataFiles({}, None)
     ready, skipped = verified_files(manifest, files_dir, purpose="indexed")
     projects: dict[str, list[IndexedFile]] = defaultdict(list)
     for file in ready:
-        projects[file.project].append(_indexed(file, files_dir / file.relpath))
+        projects[file.project].append(_indexed(file, files_dir / file.relpath, metadata))
     return dict(projects), skipped
 
 
-def _indexed(file: FileEntry, path: Path) -> IndexedFile:
+def _indexed(file: FileEntry, path: Path, metadata: _MetadataFiles) -> IndexedFile:
+    found = path.stat()
     return IndexedFile(
         filename=file.filename,
         project=file.project,
         sha256=file.sha256,
-        size=path.stat().st_size,
+        size=found.st_size,
         requires_python=file.requires_python,
         upload_time=file.upload_time,
         yanked=file.yanked,
-        metadata_sha256=_ensure_metadata(path) if file.kind == "wheel" else None,
+        metadata_sha256=metadata.sha256(file.relpath, path, found) if file.kind == "wheel" else None,
     )
 
 
@@ -240,6 +277,27 @@ def home_html(manifest: Manifest, projects: Mapping[str, list[IndexedFile]]) -> 
     )
 
 
+def _remove_stale_temporaries(wheelhouse: Path) -> None:
+    """What an index run killed before its commit left: its staged ``.<name>.*.part`` files, never renamed."""
+    stale = [
+        *(wheelhouse / "files").glob("*/.*.metadata.*.part"),
+        *(wheelhouse / "simple").glob(".*.part"),
+        *(wheelhouse / "simple").glob("*/.index.*.part"),
+        *wheelhouse.glob(".index.html.*.part"),
+    ]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d temporary files of an index run that did not finish", len(stale))
+
+
+def _home_key(manifest: Manifest, digests: Mapping[str, str]) -> str:
+    """What ``wheelhouse/index.html`` is made of: the projects' pages and which target uses which file."""
+    targets = [[t.name, t.target.describe(), t.filenames()] for t in manifest.targets]
+    text = json.dumps([sorted(digests.items()), targets])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _digest(files: Iterable[IndexedFile]) -> str:
     text = json.dumps([f.to_json() for f in sorted(files, key=lambda f: f.filename)], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -251,39 +309,51 @@ def write_index(
     *,
     progress: Callable[[str], None] | None = None,
 ) -> IndexResult:
-    """Write ``wheelhouse/simple`` for every verified file of the lock; rewrite only what changed."""
+    """Write ``wheelhouse/simple`` for every verified file of the lock; rewrite only what changed.
+
+    Everything is written as one :class:`mirror.atomic.Batch` (metadata files first, then project pages, the root,
+    the page for people and the state last): one wave of fsyncs for thousands of files instead of one each.
+    """
     files_dir = wheelhouse / "files"
     simple = wheelhouse / "simple"
-    projects, skipped = collect(manifest, files_dir)
     state_path = simple / STATE
     try:
         state = json.loads(state_path.read_text(encoding="utf-8"))
-        known: Mapping[str, str] = state["projects"] if state.get("version") == STATE_VERSION else {}
-    except (FileNotFoundError, ValueError, KeyError, AttributeError):
-        known = {}
-    digests = {name: _digest(files) for name, files in projects.items()}
-    written = []
-    for name in sorted(projects):
-        page_dir = simple / name
-        if known.get(name) == digests[name] and (page_dir / "index.html").is_file():
-            continue
-        atomic.write_text(page_dir / "index.json", project_json(name, projects[name]))
-        atomic.write_text(page_dir / "index.html", project_html(name, projects[name]))
-        written.append(name)
-        if progress:
-            progress(f"indexed {name}")
-    for name in sorted(set(known) - set(projects)):  # projects no longer locked
+        if state.get("version") != STATE_VERSION:
+            state = {}
+        known: Mapping[str, str] = state["projects"]
+    except (FileNotFoundError, ValueError, KeyError, AttributeError, TypeError):
+        state, known = {}, {}
+    known_metadata = state.get("metadata") if isinstance(state.get("metadata"), dict) else {}
+    if (simple / WRITING).exists():
+        _remove_stale_temporaries(wheelhouse)
+    with atomic.Batch(marker=simple / WRITING) as batch:
+        metadata = _MetadataFiles(known_metadata, batch)
+        projects, skipped = collect(manifest, files_dir, metadata=metadata)
+        digests = {name: _digest(files) for name, files in projects.items()}
+        written = []
+        for name in sorted(projects):
+            page_dir = simple / name
+            if known.get(name) == digests[name] and (page_dir / "index.html").is_file():
+                continue
+            batch.write_text(page_dir / "index.json", project_json(name, projects[name]))
+            batch.write_text(page_dir / "index.html", project_html(name, projects[name]))
+            written.append(name)
+            if progress:
+                progress(f"indexed {name}")
+        if written or set(known) != set(projects) or not (simple / "index.html").is_file():
+            batch.write_text(simple / "index.json", root_json(projects))
+            batch.write_text(simple / "index.html", root_html(projects))
+        home_key = _home_key(manifest, digests)
+        if state.get("home") != home_key or not (wheelhouse / "index.html").is_file():
+            batch.write_text(wheelhouse / "index.html", home_html(manifest, projects))
+        document = {"version": STATE_VERSION, "projects": digests, "home": home_key, "metadata": metadata.seen}
+        batch.write_text(state_path, json.dumps(document, indent=0, separators=(",", ":")) + "\n")
+    for name in sorted(set(known) - set(projects)):  # projects no longer locked, once the root no longer names them
         for page in ("index.json", "index.html"):
             (simple / name / page).unlink(missing_ok=True)
         if (simple / name).is_dir() and not any((simple / name).iterdir()):
             (simple / name).rmdir()
-    if written or set(known) != set(projects) or not (simple / "index.html").is_file():
-        atomic.write_text(simple / "index.json", root_json(projects))
-        atomic.write_text(simple / "index.html", root_html(projects))
-    home = home_html(manifest, projects)
-    if not (wheelhouse / "index.html").is_file() or (wheelhouse / "index.html").read_text(encoding="utf-8") != home:
-        atomic.write_text(wheelhouse / "index.html", home)
-    atomic.write_text(state_path, json.dumps({"version": STATE_VERSION, "projects": digests}, indent=0) + "\n")
     return IndexResult(
         projects=len(projects),
         files=sum(len(f) for f in projects.values()),
