@@ -29,8 +29,7 @@ from mirror.download import sha256_file
 from mirror.fetch import check, stray_partials
 from mirror.index import extract_metadata
 from mirror.manifest import MANIFEST, InvalidManifest, load_manifest
-from mirror.targets import host_target
-from tests.upstream import Upstream, isolated_env, throttle
+from tests.upstream import Upstream, isolated_env, throttle, write_host_spec
 
 ROUNDS = 20
 SMALL = ["om-pure==2.0"]
@@ -38,12 +37,7 @@ BIG = ["om-pure==2.0", "om-native", "setuptools", "wheel", "packaging"]  # setup
 
 
 def write_spec(directory: Path, upstream: Upstream, packages: list[str]) -> None:
-    host = host_target()
-    (directory / "mirror.toml").write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n'
-        f'[[target]]\nplatform = "{host.platform}"\npython = "{host.python}"\n'
-        f"[sources]\npackages = {json.dumps(packages)}\n[policy]\nbuild-wheels = false\n"
-    )
+    write_host_spec(directory, upstream, packages, build_wheels=False)
 
 
 def slow_files(upstream: Upstream) -> None:

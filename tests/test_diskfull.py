@@ -24,9 +24,8 @@ from mirror.cli import main
 from mirror.download import sha256_file
 from mirror.fetch import VerifiedRecord, check
 from mirror.manifest import load_manifest
-from mirror.targets import host_target
 from tests.conftest import MakeUpstream
-from tests.upstream import Release, Upstream, isolated_env
+from tests.upstream import Release, Upstream, isolated_env, write_host_spec
 
 BIG = 3_000_000  # incompressible bytes in om-full's wheel: larger than the 1 MiB tmpfs
 RELEASES = (
@@ -73,15 +72,10 @@ def workspace(make_upstream: MakeUpstream, tmp_path: Path) -> Path:
     if reason is not None:
         pytest.skip(reason)
     upstream: Upstream = make_upstream(RELEASES)
-    host = host_target()
     work = tmp_path / "work"
     work.mkdir()
-    (work / "mirror.toml").write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n'
-        f'[[target]]\nplatform = "{host.platform}"\npython = "{host.python}"\n'
-        '[sources]\npackages = ["om-full"]\n[policy]\nbuild-wheels = false\n'
-    )
-    result = CliRunner().invoke(main, ["lock", "--spec", str(work / "mirror.toml")])
+    spec = write_host_spec(work, upstream, ["om-full"], build_wheels=False)
+    result = CliRunner().invoke(main, ["lock", "--spec", str(spec)])
     assert result.exit_code == 0, result.stderr
     (work / "wheelhouse" / "files").mkdir(parents=True)
     return work

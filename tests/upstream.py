@@ -95,6 +95,7 @@ __all__ = [
     "serve_dir",
     "synced_workspace",
     "throttle",
+    "write_host_spec",
     "wrong_bytes",
 ]
 
@@ -1108,21 +1109,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def synced_workspace(directory: Path, upstream: Upstream, packages: Sequence[str]) -> Path:
-    """``directory`` made a workspace for this host's target and ``mirror sync``ed from ``upstream``."""
-    import json as _json
-
-    from click.testing import CliRunner
-
-    from mirror.cli import main
+def write_host_spec(directory: Path, upstream: Upstream, packages: Sequence[str], *, build_wheels: bool = True) -> Path:
+    """Write ``directory/mirror.toml``: this host's target, ``packages`` from ``upstream``; the spec's path."""
     from mirror.targets import host_target
 
     host = host_target()
-    (directory / "mirror.toml").write_text(
+    policy = "" if build_wheels else "[policy]\nbuild-wheels = false\n"
+    spec = directory / "mirror.toml"
+    spec.write_text(
         f'[mirror]\nupstream = "{upstream.url}"\n'
         f'[[target]]\nplatform = "{host.platform}"\npython = "{host.python}"\n'
-        f"[sources]\npackages = {_json.dumps(list(packages))}\n"
+        f"[sources]\npackages = {json.dumps(list(packages))}\n{policy}"
     )
+    return spec
+
+
+def synced_workspace(directory: Path, upstream: Upstream, packages: Sequence[str]) -> Path:
+    """``directory`` made a workspace for this host's target and ``mirror sync``ed from ``upstream``."""
+    from click.testing import CliRunner
+
+    from mirror.cli import main
+
+    write_host_spec(directory, upstream, packages)
     result = CliRunner().invoke(main, ["sync", "--spec", str(directory / "mirror.toml")])
     assert result.exit_code == 0, result.stderr
     return directory
