@@ -55,7 +55,7 @@ import ipaddress
 import json
 import re
 import shlex
-import shutil
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -718,7 +718,9 @@ def install(placements: Iterable[Placement]) -> list[Change]:
             backup = None
             if current is not None:
                 backup = _backup_path(path)
-                shutil.copy2(path, backup)
+                # a temporary file is created 0600 and takes the original's mode only when complete:
+                # a credentialed file's copy is never readable by others, not even for a moment
+                atomic.write_bytes(backup, current, mode=stat.S_IMODE(path.stat().st_mode))
             atomic.write_bytes(path, new, mode=placement.mode)
         except OSError as exc:
             raise ClientConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
