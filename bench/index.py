@@ -49,9 +49,7 @@ import os
 import platform
 import re
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,6 +57,8 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from _common import StepFailed, load_average, run
 
 VERSIONS = ("1.0", "1.1", "2.0", "2.1", "3.0")
 ARCHES = (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64"))
@@ -68,51 +68,6 @@ GOAL_FULL = 5.0
 GOAL_ADD = 0.5
 _INDEXED = re.compile(r"^index: (\d+) projects, (\d+) files", re.MULTILINE)
 _DATE = (2024, 1, 1, 0, 0, 0)
-
-
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    env["UV_NO_CONFIG"] = "1"
-    return env
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except (AttributeError, OSError):
-        return "n/a"
-
-
-class StepFailed(Exception):
-    pass
-
-
-def run(command: Sequence[str | Path], *, timeout: float, log: Path, cwd: Path | None = None) -> tuple[float, str]:
-    """Run ``command`` in its own session; (wall time, its output), or :class:`StepFailed`."""
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        list(map(str, command)),
-        cwd=cwd,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        out, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise StepFailed(f"{' '.join(map(str, command[:4]))}: timed out after {timeout:.0f}s") from None
-    elapsed = time.perf_counter() - start
-    text = out.decode("utf-8", "replace")
-    with log.open("a", encoding="utf-8") as handle:
-        handle.write(f"$ {' '.join(map(str, command))}\n{text}")
-    if process.returncode != 0:
-        tail = " | ".join(text.strip().splitlines()[-3:])
-        raise StepFailed(f"{' '.join(map(str, command[:4]))}: exit {process.returncode}: {tail} (log: {log})")
-    return elapsed, text
 
 
 # -- the synthetic wheelhouse ------------------------------------------------------------------------------------

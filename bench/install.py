@@ -41,7 +41,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _common import StepFailed, clean_env, load_average, run
 from lock import REQUIREMENTS  # bench/lock.py: the same ~60-package set
 from serve import free_port, stop, wait_for
 
@@ -58,58 +58,6 @@ GOAL = 1.2
 SERVERS = ("embedded", "nginx", "devpi")
 CLIENTS = ("uv", "pip")
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", re.MULTILINE)
-
-
-def clean_env(cache_home: Path | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env = {k: v for k, v in env.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    env["UV_NO_CONFIG"] = "1"
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    env["PYTHONUNBUFFERED"] = "1"
-    if cache_home is not None:
-        env["XDG_CACHE_HOME"] = str(cache_home)
-        env["UV_CACHE_DIR"] = str(cache_home / "uv")
-    return env
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except (AttributeError, OSError):
-        return "n/a"
-
-
-class StepFailed(Exception):
-    pass
-
-
-def run(command: Sequence[str | Path], *, log: Path, timeout: float, env: dict[str, str] | None = None) -> float:
-    """Run ``command`` in its own session, output appended to ``log``; its wall time, or :class:`StepFailed`."""
-    with log.open("ab") as out:
-        out.write(f"$ {' '.join(map(str, command))}\n".encode())
-        out.flush()
-        start = time.perf_counter()
-        process = subprocess.Popen(
-            list(map(str, command)),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env or clean_env(),
-            start_new_session=True,
-        )
-        try:
-            code = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            raise StepFailed(
-                f"{' '.join(map(str, command[:4]))}: timed out after {timeout:.0f}s (log: {log})"
-            ) from None
-        elapsed = time.perf_counter() - start
-    if code != 0:
-        tail = " | ".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:])
-        raise StepFailed(f"{' '.join(map(str, command[:4]))}: exit {code}: {tail} (log: {log})")
-    return elapsed
 
 
 def output(command: Sequence[str | Path], env: dict[str, str] | None = None) -> str:
@@ -280,7 +228,7 @@ def install_once(variant: Variant, directory: Path, *, py: str, uv: str, lockfil
     else:
         command = [py, "-m", "pip", "--python", target, "install", "--no-cache-dir", "--require-hashes"]
         command += ["--index-url", url, "--disable-pip-version-check", "--no-input", "-q", "-r", lockfile]
-    return run(command, log=log, timeout=timeout, env=env)
+    return run(command, log=log, timeout=timeout, env=env)[0]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
