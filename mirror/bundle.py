@@ -41,6 +41,7 @@ from mirror import atomic, selfinstall
 from mirror.errors import InvalidSpec, MirrorError
 from mirror.fetch import VerifiedRecord, verified_files
 from mirror.manifest import MANIFEST, InvalidManifest, Manifest, load_manifest
+from mirror.simple import classify
 from mirror.spec import Spec, parse_spec
 from mirror.targets import Target
 
@@ -195,7 +196,7 @@ class BundleManifest:
                 path, size, sha256 = item.get("path"), item.get("size"), item.get("sha256")
                 if not isinstance(path, str):
                     raise fail(f"{key}[{i}].path", "expected a string")
-                problem = unsafe_path(path)
+                problem = unsafe_path(path) or misplaced(path)
                 if problem:
                     raise fail(f"{key}[{i}].path", f"{path!r}: {problem}")
                 if path in seen:
@@ -247,6 +248,34 @@ def unsafe_path(path: str) -> str | None:
     if path == MANIFEST_MEMBER:
         return f"{MANIFEST_MEMBER} is the bundle's own manifest"
     return None
+
+
+_LAYOUT = (
+    "mirror.toml, install.sh, lockfiles/<file>, wheelhouse/files/<project>/<distribution file>,"
+    " client-config/<file>, tool/targets.json, tool/<target>.txt or tool/wheels/<wheel>"
+)
+
+
+def misplaced(path: str) -> str | None:
+    """Why a bundle may not write ``path`` (a safe path, see :func:`unsafe_path`); ``None`` when it is one of the
+    places a bundle fills. Nothing else — not the index, not the verified-files record, no dotfile — is writable."""
+    parts = path.split("/")
+    if any(part.startswith(".") for part in parts):
+        return "names a hidden file"
+    if path in ("mirror.toml", "install.sh", "tool/targets.json"):
+        return None
+    if len(parts) == 2 and parts[0] in ("lockfiles", "client-config"):
+        return None
+    if len(parts) == 2 and parts[0] == "tool" and parts[1].endswith(".txt"):
+        return None
+    if len(parts) == 3 and parts[:2] == ["tool", "wheels"] and parts[2].endswith(".whl"):
+        return None
+    if len(parts) == 4 and parts[:2] == ["wheelhouse", "files"]:
+        parsed = classify(parts[3], parts[2])
+        if parsed is not None and parsed[0] == parts[2]:
+            return None
+        return f"is not a distribution file of project {parts[2]!r}"
+    return f"is not a place a bundle fills ({_LAYOUT})"
 
 
 def bundle_id(contents: Sequence[Member], base: str | None) -> str:

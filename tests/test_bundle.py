@@ -345,9 +345,9 @@ def test_hostile_members_are_refused(tmp_path: Path, case: str) -> None:
         ({"format": "zip"}, "format: expected 'offline-mirror-bundle'"),
         ({"id": "../x"}, "id: expected 32 lowercase hex digits"),
         ({"members": [{"path": "../x", "size": 1, "sha256": "0" * 64}]}, r"members\[0\].path: '../x': has an empty"),
-        ({"members": [{"path": "a", "size": -1, "sha256": "0" * 64}]}, r"members\[0\].size: expected a non-negative"),
-        ({"members": [{"path": "a", "size": 1, "sha256": "XYZ"}]}, r"members\[0\].sha256: expected a lowercase hex"),
-        ({"members": [{"path": "a", "size": 1, "sha256": "0" * 64}]}, "members: 'a' is not in contents"),
+        ({"members": [{"path": "install.sh", "size": -1, "sha256": "0" * 64}]}, r"members\[0\].size: expected a non-ne"),
+        ({"members": [{"path": "install.sh", "size": 1, "sha256": "XYZ"}]}, r"members\[0\].sha256: expected a lowerc"),
+        ({"members": [{"path": "install.sh", "size": 1, "sha256": "0" * 64}]}, "members: 'install.sh' is not in contents"),
         ({"id": "1" * 32}, "id: 1{32} is not the id of the contents listed \\(the manifest was altered\\)"),
     ],
 )
@@ -395,9 +395,52 @@ def test_unsafe_paths(path: str) -> None:
     assert bundle.unsafe_path(path) is not None
 
 
-@pytest.mark.parametrize("path", ["install.sh", "wheelhouse/files/om-pure/om_pure-1.0-py3-none-any.whl", "a/b.c"])
-def test_safe_paths(path: str) -> None:
+@pytest.mark.parametrize(
+    "path",
+    [
+        "install.sh",
+        "mirror.toml",
+        "lockfiles/mirror.lock.json",
+        "wheelhouse/files/om-pure/om_pure-1.0-py3-none-any.whl",
+        "wheelhouse/files/om-pure/om_pure-1.0.tar.gz",
+        "client-config/pip.conf",
+        "tool/targets.json",
+        "tool/linux-amd64-cp312.txt",
+        "tool/wheels/uv-0.13.9-py3-none-manylinux_2_17_x86_64.whl",
+    ],
+)
+def test_the_places_a_bundle_fills(path: str) -> None:
     assert bundle.unsafe_path(path) is None
+    assert bundle.misplaced(path) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("wheelhouse/simple/om-pure/index.html", "is not a place a bundle fills"),  # the index is generated here
+        ("wheelhouse/files/.verified.json", "names a hidden file"),  # the verified-files record
+        ("wheelhouse/.bundles.json", "names a hidden file"),
+        (".bashrc", "names a hidden file"),
+        ("etc/passwd", "is not a place a bundle fills"),
+        ("lockfiles/sub/x.txt", "is not a place a bundle fills"),
+        ("wheelhouse/files/om-pure/om_dep-1.0-py3-none-any.whl", "is not a distribution file of project 'om-pure'"),
+        ("wheelhouse/files/om-pure/notes.txt", "is not a distribution file of project 'om-pure'"),
+        ("tool/wheels/evil.sh", "is not a place a bundle fills"),
+    ],
+)
+def test_places_a_bundle_may_not_write(path: str, message: str) -> None:
+    assert bundle.unsafe_path(path) is None
+    problem = bundle.misplaced(path)
+    assert problem is not None and problem.startswith(message)
+
+
+def test_a_manifest_naming_the_index_is_refused(tmp_path: Path) -> None:
+    page = b"<a href='https://evil.example/x.whl'>x</a>"
+    path = _hostile(tmp_path / "b.tar.gz", [_member("wheelhouse/simple/om-pure/index.html", page)],
+                    [("wheelhouse/simple/om-pure/index.html", page)])  # fmt: skip
+    with pytest.raises(BundleError, match=r"members\[0\]\.path: 'wheelhouse/simple/om-pure/index\.html': is not a"):
+        import_bundle(path, tmp_path / "offline")
+    assert snapshot(tmp_path / "offline") == {}
 
 
 def test_an_upstream_without_the_tools_dependencies_says_so(tmp_path: Path, online: Path) -> None:
