@@ -122,6 +122,37 @@ def test_unverified_file_is_not_indexed(synced: Path) -> None:
     assert {"name": "om-dep"} not in root["projects"]
 
 
+def test_a_killed_run_leaves_temporaries_the_next_run_removes(synced: Path) -> None:
+    wheelhouse = synced / "wheelhouse"
+    # what a run killed between its first staged write and its commit leaves behind
+    (wheelhouse / "simple" / ".writing").touch()
+    left = [
+        wheelhouse / "files" / "om-dep" / ".om_dep-1.0-py3-none-any.whl.metadata.x1y2z3.part",
+        wheelhouse / "simple" / "om-dep" / ".index.json.a1b2c3.part",
+        wheelhouse / "simple" / "..state.json.d4e5f6.part",
+        wheelhouse / ".index.html.g7h8i9.part",
+    ]
+    for path in left:
+        path.write_bytes(b"half")
+    code, _, err = run("index", "--spec", str(synced / "mirror.toml"))
+    assert code == 0, err
+    assert [p for p in left if p.exists()] == []
+    assert not (wheelhouse / "simple" / ".writing").exists()
+    assert sorted(p.name for p in wheelhouse.rglob(".*") if p.is_file()) == [".state.json", ".verified.json"]
+
+
+def test_metadata_hashes_are_remembered_and_a_changed_file_is_read_again(synced: Path) -> None:
+    wheelhouse = synced / "wheelhouse"
+    state = json.loads((wheelhouse / "simple" / ".state.json").read_text())
+    relpath = "om-dep/om_dep-1.0-py3-none-any.whl"
+    metadata = wheelhouse / "files" / (relpath + ".metadata")
+    assert state["metadata"][relpath][4] == hashlib.sha256(metadata.read_bytes()).hexdigest()
+    metadata.write_bytes(metadata.read_bytes() + b"Summary: edited by hand\n")  # newer than the wheel: kept, hashed
+    assert run("index", "--spec", str(synced / "mirror.toml"))[0] == 0
+    page = json.loads((wheelhouse / "simple" / "om-dep" / "index.json").read_text())
+    assert page["files"][0]["core-metadata"] == {"sha256": hashlib.sha256(metadata.read_bytes()).hexdigest()}
+
+
 def test_pip_installs_from_the_static_tree_with_require_hashes(synced: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
