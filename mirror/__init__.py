@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("offline-mirror")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0"
+# The one place the version is written: pyproject.toml reads it from here (dynamic = ["version"]). A literal, not
+# importlib.metadata: every command starts faster, and a source tree without install reports it too.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

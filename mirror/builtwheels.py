@@ -19,20 +19,23 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mirror import atomic
-from mirror.download import sha256_file
-from mirror.interpreters import Interpreter, interpreter_for
+from mirror.filenames import classify
 from mirror.manifest import FileEntry, Manifest, TargetEntry
-from mirror.simple import classify
-from mirror.wheelbuild import BuildResult, WheelBuildError, build_wheel
+from mirror.verified import sha256_file
+
+if TYPE_CHECKING:  # building is imported when a build happens: mirror index reads the registry only
+    from mirror.interpreters import Interpreter
+    from mirror.wheelbuild import BuildResult
 
 log = logging.getLogger(__name__)
 
 REGISTRY = "built-wheels.json"
 REGISTRY_VERSION = 1
 
-Builder = Callable[..., BuildResult]
+Builder = Callable[..., "BuildResult"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -147,10 +150,17 @@ def build_missing(
     *,
     interpreters: Sequence[Interpreter],
     targets: Sequence[str] = (),
-    builder: Builder = build_wheel,
+    builder: Builder | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[Manifest, list[BuildOutcome]]:
-    """Build a wheel for every sdist of the chosen targets that this host can build for and has not yet built."""
+    """Build a wheel for every sdist of the chosen targets that this host can build for and has not yet built.
+
+    ``builder`` defaults to :func:`mirror.wheelbuild.build_wheel`.
+    """
+    from mirror.interpreters import interpreter_for
+    from mirror.wheelbuild import build_wheel
+
+    builder = builder or build_wheel
     say = progress or (lambda message: None)
     outcomes: list[BuildOutcome] = []
     with tempfile.TemporaryDirectory(prefix="mirror-findlinks-") as tmp:
@@ -198,6 +208,8 @@ def _build_one(
     builder: Builder,
     say: Callable[[str], None],
 ) -> BuildOutcome:
+    from mirror.wheelbuild import WheelBuildError
+
     say(f"{entry.name}: building a wheel from {sdist.filename} with {interpreter.path}")
     try:
         result = builder(

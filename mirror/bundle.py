@@ -39,11 +39,11 @@ from typing import IO, BinaryIO, Literal, Protocol
 
 from mirror import atomic, selfinstall
 from mirror.errors import InvalidSpec, MirrorError
-from mirror.fetch import VerifiedRecord, verified_files
+from mirror.filenames import classify
 from mirror.manifest import MANIFEST, InvalidManifest, Manifest, load_manifest
-from mirror.simple import classify
 from mirror.spec import Spec, parse_spec
 from mirror.targets import Target
+from mirror.verified import VerifiedRecord, sha256_file, verified_files
 
 log = logging.getLogger(__name__)
 
@@ -803,8 +803,6 @@ def _existing_manifest(lockfiles: Path) -> Manifest | None:
 
 
 def _sha256(path: Path) -> str | None:
-    from mirror.download import sha256_file
-
     try:
         return sha256_file(path)
     except FileNotFoundError:

@@ -254,7 +254,7 @@ def lock(spec_path: Path, resolver: str, upgrade: bool, upgrade_packages: tuple[
 
 
 def _size(nbytes: int) -> str:
-    from mirror.fetch import human_size
+    from mirror.units import human_size
 
     return human_size(nbytes)
 

@@ -52,10 +52,10 @@ from packaging.utils import canonicalize_name
 
 from mirror import atomic
 from mirror.errors import MirrorError
-from mirror.fetch import verified_files
 from mirror.http import DEFAULT_TIMEOUT, request_error_reason
 from mirror.manifest import FileEntry, Manifest
 from mirror.resolve import Runner, run_command
+from mirror.verified import verified_files
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from mirror.errors import MirrorError
 from mirror.http import DEFAULT_TIMEOUT, request_error_reason
+from mirror.verified import sha256_file
 
 CHUNK = 1 << 16
 ATTEMPTS = 5
@@ -43,15 +44,6 @@ class HashMismatch(DownloadError):
 
 class _Transient(Exception):
     pass
-
-
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file's content."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def partial_path(dest: Path) -> Path:

@@ -8,9 +8,7 @@ verified files (path, size, mtime, sha256) lets a re-run with nothing new finish
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -19,15 +17,12 @@ from typing import Protocol
 
 import requests
 
-from mirror import atomic
-from mirror.download import DownloadError, download, fsync_directory, sha256_file
+from mirror.download import DownloadError, download, fsync_directory
 from mirror.errors import MirrorError
 from mirror.manifest import FileEntry, Manifest, TargetEntry
+from mirror.verified import VerifiedRecord, sha256_file
 
 log = logging.getLogger(__name__)
-
-RECORD = ".verified.json"
-RECORD_VERSION = 1
 
 
 class FetchError(MirrorError):
@@ -80,55 +75,6 @@ class CheckResult:
     ok: tuple[str, ...]
     missing: tuple[str, ...]
     corrupt: tuple[str, ...]  # "file: sha256 X, expected Y"
-
-
-class VerifiedRecord:
-    """``files/.verified.json``: files already verified, trusted while their size and mtime are unchanged."""
-
-    def __init__(self, files_dir: Path) -> None:
-        self.files_dir = files_dir
-        self.path = files_dir / RECORD
-        self._entries: dict[str, dict[str, object]] = {}
-        self._lock = threading.Lock()
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            if data.get("version") == RECORD_VERSION and isinstance(data.get("files"), dict):
-                self._entries = data["files"]
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError, AttributeError):
-            log.warning("%s is damaged; files will be re-hashed", self.path)
-
-    def fresh(self, file: FileEntry) -> bool:
-        """Whether the file is present and was verified with this sha256 since it last changed."""
-        return self.matches(file.relpath, file.sha256)
-
-    def matches(self, relpath: str, sha256: str) -> bool:
-        """Whether ``files/<relpath>`` is present and was verified with ``sha256`` since it last changed."""
-        try:
-            stat = (self.files_dir / relpath).stat()
-        except FileNotFoundError:
-            return False
-        with self._lock:
-            entry = self._entries.get(relpath)
-        return entry == {"sha256": sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-    def add(self, file: FileEntry) -> None:
-        stat = (self.files_dir / file.relpath).stat()
-        with self._lock:
-            self._entries[file.relpath] = {"sha256": file.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-    def forget(self, file: FileEntry) -> None:
-        with self._lock:
-            self._entries.pop(file.relpath, None)
-
-    def save(self) -> None:
-        with self._lock:
-            payload = {"version": RECORD_VERSION, "files": dict(sorted(self._entries.items()))}
-        try:
-            atomic.write_text(self.path, json.dumps(payload, indent=0) + "\n")
-        except OSError as exc:  # a full disk: the record is a cache, files are re-hashed next time
-            log.warning("cannot write %s (%s); files will be re-hashed", self.path, exc.strerror or exc)
 
 
 def files_for(targets: Iterable[TargetEntry], manifest: Manifest) -> dict[str, FileEntry]:
@@ -224,45 +170,6 @@ def _stats(
         new = sum(1 for n in names if n in downloaded)
         out.append(TargetStats(name=entry.name, files=len(names), nbytes=sum(sizes), new=new, reused=len(names) - new))
     return tuple(out)
-
-
-def verified_files(manifest: Manifest, files_dir: Path, *, purpose: str) -> tuple[list[FileEntry], list[str]]:
-    """The locked files present and verified under ``files_dir`` (sorted), and the names of the others.
-
-    Verification uses the record (re-hashing only files that changed since); ``purpose`` words the warning for a
-    file whose content is not the locked one ("indexed", "published").
-    """
-    record = VerifiedRecord(files_dir)
-    ready: list[FileEntry] = []
-    skipped: list[str] = []
-    changed = False
-    for name in sorted(manifest.files):
-        file = manifest.files[name]
-        path = files_dir / file.relpath
-        if not record.fresh(file):  # one stat when it is (10,000 files: the index's no-change time)
-            if not path.is_file():
-                skipped.append(name)
-                continue
-            if sha256_file(path) != file.sha256:
-                log.warning("%s does not match its locked sha256; not %s (run mirror check)", name, purpose)
-                skipped.append(name)
-                continue
-            record.add(file)
-            changed = True
-        ready.append(file)
-    if changed:
-        record.save()
-    return ready, skipped
-
-
-def human_size(nbytes: int) -> str:
-    """``1.7 MB``: decimal units, as download tools show them."""
-    value = float(nbytes)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 def check(manifest: Manifest, files_dir: Path, *, targets: Sequence[str] = ()) -> CheckResult:

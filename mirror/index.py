@@ -32,8 +32,9 @@ from packaging.version import InvalidVersion, Version
 
 from mirror import atomic
 from mirror.errors import MirrorError
-from mirror.fetch import human_size, verified_files
 from mirror.manifest import FileEntry, Manifest
+from mirror.units import human_size
+from mirror.verified import verified_stats
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class IndexedFile:
 
     filename: str
     project: str
+    version: str  # as the lock has it: str(Version) of the filename's version
     sha256: str
     size: int
     requires_python: str | None = None
@@ -121,11 +123,10 @@ class _MetadataFiles:
         self.batch = batch
         self.seen: dict[str, list[int | str]] = {}  # relpath -> [wheel size, wheel mtime, size, mtime, sha256]
 
-    def sha256(self, relpath: str, wheel: Path, wheel_stat: os.stat_result) -> str:
+    def sha256(self, relpath: str, wheel_path: str, wheel_stat: os.stat_result) -> str:
         """Write ``<wheel>.metadata`` if needed; return its sha256."""
-        target = wheel.with_name(wheel.name + ".metadata")
         try:
-            found: os.stat_result | None = os.stat(f"{wheel}.metadata")  # a str: pathlib costs as much as the stat
+            found: os.stat_result | None = os.stat(f"{wheel_path}.metadata")  # str paths: pathlib costs as much
         except FileNotFoundError:
             found = None
         wheel_key: list[int | str] = [wheel_stat.st_size, wheel_stat.st_mtime_ns]
@@ -135,8 +136,10 @@ class _MetadataFiles:
             if isinstance(cached, list) and len(cached) == 5 and cached[:4] == key and isinstance(cached[4], str):
                 digest: str = cached[4]
             else:
-                digest = hashlib.sha256(target.read_bytes()).hexdigest()
+                digest = hashlib.sha256(Path(f"{wheel_path}.metadata").read_bytes()).hexdigest()
         else:
+            wheel = Path(wheel_path)
+            target = wheel.with_name(wheel.name + ".metadata")
             data = extract_metadata(wheel)
             if self.batch is not None:
                 written = self.batch.write_bytes(target, data)
@@ -154,25 +157,25 @@ def collect(
 ) -> tuple[dict[str, list[IndexedFile]], list[str]]:
     """The indexed files per project: every locked file present and verified under ``files_dir``."""
     metadata = metadata or _MetadataFiles({}, None)
-    ready, skipped = verified_files(manifest, files_dir, purpose="indexed")
+    ready, skipped = verified_stats(manifest, files_dir, purpose="indexed")
     projects: dict[str, list[IndexedFile]] = defaultdict(list)
-    for file in ready:
-        projects[file.project].append(_indexed(file, files_dir, metadata))
+    for file, found in ready:
+        projects[file.project].append(_indexed(file, found, files_dir, metadata))
     return dict(projects), skipped
 
 
-def _indexed(file: FileEntry, files_dir: Path, metadata: _MetadataFiles) -> IndexedFile:
+def _indexed(file: FileEntry, found: os.stat_result, files_dir: Path, metadata: _MetadataFiles) -> IndexedFile:
     path = f"{files_dir}{os.sep}{file.project}{os.sep}{file.filename}"  # file.relpath, without pathlib's cost
-    found = os.stat(path)
     return IndexedFile(
         filename=file.filename,
         project=file.project,
+        version=file.version,
         sha256=file.sha256,
         size=found.st_size,
         requires_python=file.requires_python,
         upload_time=file.upload_time,
         yanked=file.yanked,
-        metadata_sha256=metadata.sha256(file.relpath, Path(path), found) if file.kind == "wheel" else None,
+        metadata_sha256=metadata.sha256(file.relpath, path, found) if file.kind == "wheel" else None,
     )
 
 
@@ -185,7 +188,7 @@ def _version_key(text: str) -> tuple[int, Version | str]:
 
 def project_json(project: str, files: Iterable[IndexedFile]) -> str:
     ordered = sorted(files, key=lambda f: f.filename)
-    versions = sorted({_file_version(f) for f in ordered}, key=_version_key)
+    versions = sorted({f.version for f in ordered}, key=_version_key)
     document = {
         "meta": {"api-version": API_VERSION},
         "name": project,
@@ -193,13 +196,6 @@ def project_json(project: str, files: Iterable[IndexedFile]) -> str:
         "files": [f.to_json() for f in ordered],
     }
     return json.dumps(document, indent=1, sort_keys=False) + "\n"
-
-
-def _file_version(file: IndexedFile) -> str:
-    from mirror.simple import classify
-
-    parsed = classify(file.filename, file.project)
-    return str(parsed[1]) if parsed else ""
 
 
 def project_html(project: str, files: Iterable[IndexedFile]) -> str:
@@ -252,7 +248,7 @@ def home_html(manifest: Manifest, projects: Mapping[str, list[IndexedFile]]) -> 
     rows = []
     for name in sorted(projects):
         files = projects[name]
-        versions = sorted({_file_version(f) for f in files}, key=_version_key)
+        versions = sorted({f.version for f in files}, key=_version_key)
         covered = sorted({t for f in files for t in targets_of.get(f.filename, ())})
         rows.append(
             f'      <tr><td><a href="simple/{html.escape(name)}/">{html.escape(name)}</a></td>'
@@ -300,7 +296,8 @@ def _home_key(manifest: Manifest, digests: Mapping[str, str]) -> str:
 
 
 def _digest(files: Iterable[IndexedFile]) -> str:
-    text = json.dumps([f.to_json() for f in sorted(files, key=lambda f: f.filename)], sort_keys=True)
+    """What a project's pages show, as one hash: every field of every file (the dataclass repr names them all)."""
+    text = "\n".join(repr(f) for f in sorted(files, key=lambda f: f.filename))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -318,8 +315,10 @@ def write_index(
     files_dir = wheelhouse / "files"
     simple = wheelhouse / "simple"
     state_path = simple / STATE
+    state_text = ""
     try:
-        state = json.loads(state_path.read_text(encoding="utf-8"))
+        state_text = state_path.read_text(encoding="utf-8")
+        state = json.loads(state_text)
         if state.get("version") != STATE_VERSION:
             state = {}
         known: Mapping[str, str] = state["projects"]
@@ -349,7 +348,9 @@ def write_index(
         if state.get("home") != home_key or not (wheelhouse / "index.html").is_file():
             batch.write_text(wheelhouse / "index.html", home_html(manifest, projects))
         document = {"version": STATE_VERSION, "projects": digests, "home": home_key, "metadata": metadata.seen}
-        batch.write_text(state_path, json.dumps(document, indent=0, separators=(",", ":")) + "\n")
+        text = json.dumps(document, separators=(",", ":")) + "\n"  # no indent: the C encoder, 10x faster
+        if text != state_text:
+            batch.write_text(state_path, text)
     for name in sorted(set(known) - set(projects)):  # projects no longer locked, once the root no longer names them
         for page in ("index.json", "index.html"):
             (simple / name / page).unlink(missing_ok=True)

@@ -15,21 +15,17 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 from urllib.request import url2pathname
 
 import requests
 from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
     canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
 )
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from mirror.errors import MirrorError
+from mirror.filenames import FileKind, classify
 from mirror.http import DEFAULT_TIMEOUT, request_error_reason
 
 log = logging.getLogger(__name__)
@@ -37,7 +33,6 @@ log = logging.getLogger(__name__)
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 ACCEPT = f"{JSON_TYPE}, {HTML_TYPE};q=0.2, text/html;q=0.01"
-FileKind = Literal["wheel", "sdist"]
 
 
 class UpstreamError(MirrorError):
@@ -87,43 +82,6 @@ class ProjectPage:
 
     def for_version(self, version: Version) -> list[DistFile]:
         return [f for f in self.files if f.version == version]
-
-
-_SDIST_SUFFIXES = (".tar.gz", ".zip")
-
-
-def classify(filename: str, project: str | None = None) -> tuple[str, Version, FileKind] | None:
-    """(normalized project, version, kind) of a distribution filename, or ``None`` if it is not one.
-
-    With ``project`` known, an sdist whose version holds a hyphen (``celery-3.1.26-1.tar.gz``, a post-release in
-    legacy spelling) is read as pip reads it: the project's name first, the rest is the version.
-    """
-    if "/" in filename or "\\" in filename or filename.startswith("."):
-        return None
-    if not filename.isprintable() or any(c.isspace() for c in filename):  # NUL, newlines, direction overrides
-        return None
-    try:
-        if filename.endswith(".whl"):
-            name, version, _, _ = parse_wheel_filename(filename)
-            return str(name), version, "wheel"
-        try:
-            name, version = parse_sdist_filename(filename)
-        except InvalidSdistFilename:
-            name = None  # type: ignore[assignment]
-        if project is not None and (name is None or str(name) != project):
-            stem = next((filename[: -len(s)] for s in _SDIST_SUFFIXES if filename.endswith(s)), None)
-            if stem is not None and str(canonicalize_name(stem[: len(project)], validate=False)) == project:
-                rest = stem[len(project) :]
-                if rest.startswith("-"):
-                    try:
-                        return project, Version(rest[1:]), "sdist"
-                    except InvalidVersion:
-                        return None
-        if name is None:
-            return None
-        return str(name), version, "sdist"
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        return None
 
 
 def _make_file(

@@ -42,8 +42,8 @@ from packaging.utils import canonicalize_name
 
 from mirror import atomic
 from mirror.errors import MirrorError
+from mirror.filenames import classify
 from mirror.manifest import FileEntry, load_manifest
-from mirror.simple import classify
 from mirror.sources import UvLock, parse_uv_lock
 from mirror.spec import Spec
 from mirror.targets import Target
@@ -371,7 +371,7 @@ def relocate_uv_lock(path: Path, *, url: str, spec: Spec, out: Path) -> Relocati
 
     Refuses, writing nothing, when a package that one of ``spec``'s targets installs keeps no file.
     """
-    from mirror.fetch import verified_files  # the files mirror index lists: present and verified
+    from mirror.verified import verified_files  # the files mirror index lists: present and verified
 
     label = str(path)
     try:

@@ -52,13 +52,14 @@ from pathlib import Path
 
 from mirror.clients import BUILD_CONSTRAINTS, ClientConfig, load_build_lock, render_files
 from mirror.errors import MirrorError
-from mirror.fetch import check, verified_files
+from mirror.fetch import check
 from mirror.interpreters import Interpreter, discover, interpreter_for
 from mirror.manifest import FileEntry, Manifest, TargetEntry
 from mirror.resolve import Runner, run_command
 from mirror.serve import AccessRecord, serving
 from mirror.sources import parse_uv_lock
 from mirror.uvlock import relocate, unserved
+from mirror.verified import verified_files
 
 __all__ = [
     "NAMESPACE_HINT",

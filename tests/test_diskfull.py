@@ -21,9 +21,9 @@ from click.testing import CliRunner
 
 from mirror import atomic
 from mirror.cli import main
-from mirror.download import sha256_file
-from mirror.fetch import VerifiedRecord, check
+from mirror.fetch import check
 from mirror.manifest import load_manifest
+from mirror.verified import VerifiedRecord, sha256_file
 from tests.conftest import MakeUpstream
 from tests.upstream import Release, Upstream, isolated_env, write_host_spec
 
