@@ -1,7 +1,7 @@
 """The ``mirror`` command: parse options, build objects, call the library, report.
 
-This is the only module that prints. Every :class:`~mirror.errors.MirrorError` becomes a one-line
-``error: …`` on stderr and exit status 1, here and nowhere else.
+This is the only module that prints. Every :class:`~mirror.errors.MirrorError` (and an ``OSError`` the library did
+not turn into one) becomes a one-line ``error: …`` on stderr and exit status 1, here and nowhere else.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except MirrorError as exc:
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except OSError as exc:  # the machine said no where the library did not expect it: still one line
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
             ctx.exit(1)
 
 

@@ -142,3 +142,13 @@ def test_console_script_is_installed(tmp_path: Path) -> None:
     assert [t["name"] for t in json.loads(done.stdout)][1] == "linux-amd64-musl-cp312"
     version = subprocess.run([sys.executable, "-m", "mirror", "--version"], check=True, capture_output=True, text=True)
     assert version.stdout.startswith("offline-mirror, version ")
+
+
+def test_an_unexpected_os_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(path: Path) -> None:
+        raise PermissionError(13, "Permission denied", "/srv/mirror/mirror.toml")
+
+    monkeypatch.setattr("mirror.cli.load_spec", refuse)
+    result = CliRunner().invoke(main, ["targets"])
+    assert result.exit_code == 1
+    assert result.output == "error: /srv/mirror/mirror.toml: Permission denied\n"
