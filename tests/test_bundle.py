@@ -18,6 +18,7 @@ from mirror.bundle import BundleError, MissingBase, import_bundle, read_bundle, 
 from mirror.cli import main
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
+from tests.test_verify import needs_namespace, verify_json
 from tests.upstream import Upstream, synced_workspace
 
 HOST = host_target()
@@ -450,3 +451,16 @@ def test_an_upstream_without_the_tools_dependencies_says_so(tmp_path: Path, onli
     assert last.startswith("error: offline-mirror's own dependencies from http://127.0.0.1:")
     assert last.endswith("(leave the tool out with --no-tool)")
     assert not list(tmp_path.glob("b*"))
+
+
+@needs_namespace
+def test_the_imported_mirror_passes_verify_with_no_route_out(tmp_path: Path, upstream: Upstream) -> None:
+    online = synced_workspace(mkdir(tmp_path / "online"), upstream, ["om-pure==2.0", "om-sdistonly"])
+    full = export(online, tmp_path / "b.tar.gz")
+    offline = tmp_path / "offline"
+    import_bundle(full, offline)
+    code, report = verify_json(offline / "mirror.toml")
+    assert code == 0 and report["ok"], json.dumps(report, indent=1)[:3000]
+    done = {(s["step"], s["target"]) for s in report["steps"]}  # type: ignore[union-attr]
+    for name in ("pip install", "uv pip install", "imports", "sdist builds"):
+        assert (name, HOST.name) in done
