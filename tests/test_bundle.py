@@ -6,12 +6,15 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mirror import bundle
 from mirror.bundle import BundleError, MissingBase, import_bundle, read_bundle, read_manifest
@@ -464,3 +467,24 @@ def test_the_imported_mirror_passes_verify_with_no_route_out(tmp_path: Path, ups
     done = {(s["step"], s["target"]) for s in report["steps"]}  # type: ignore[union-attr]
     for name in ("pip install", "uv pip install", "imports", "sdist builds"):
         assert (name, HOST.name) in done
+
+
+_PARTS = st.sampled_from(["wheelhouse", "files", "simple", "lockfiles", "tool", "wheels", "client-config", "om-pure",
+                          "om_pure-1.0-py3-none-any.whl", "om_pure-1.0.tar.gz", "mirror.toml", "install.sh", "..",
+                          ".", "", ".verified.json", "x", "/", "\\", "\x00", "a\nb", "é"])  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.lists(_PARTS, min_size=1, max_size=5).map("/".join), st.text(max_size=40)))
+def test_an_accepted_member_path_lands_inside_the_workspace_and_outside_the_index(path: str) -> None:
+    if bundle.unsafe_path(path) is not None or bundle.misplaced(path) is not None:
+        return
+    root = Path("/srv/offline")
+    workspace = bundle.Workspace(
+        root=root, wheelhouse=root / "wheelhouse", lockfiles=root / "lockfiles", spec_written_by_import=True
+    )
+    destination = workspace.destination(path)
+    resolved = Path(os.path.normpath(destination))
+    assert resolved == destination and resolved.is_relative_to(root)
+    assert not resolved.is_relative_to(root / "wheelhouse" / "simple")
+    assert not any(part.startswith(".") for part in resolved.relative_to(root).parts)
