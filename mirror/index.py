@@ -5,7 +5,8 @@ a page for people: projects, versions, targets covered, sizes:
 
 * ``index.html`` — PEP 503, with ``#sha256=`` on every link, ``data-requires-python`` (escaped), PEP 592
   ``data-yanked``, and PEP 658/714 ``data-core-metadata`` / ``data-dist-info-metadata``;
-* ``index.json`` — PEP 691 v1.1 (PEP 700: ``versions``, ``size``, ``upload-time``).
+* ``index.json`` — PEP 691 v1.1 (PEP 700: ``versions``, ``size``, ``upload-time``; PEP 714 ``core-metadata`` only:
+  pip 22.3-23.1 crash on the old JSON key).
 
 Each wheel's ``METADATA`` is extracted next to it as ``<file>.metadata`` (PEP 658), so pip and uv resolve without
 downloading wheels. File links are relative (``../../files/<project>/<file>``): nothing in the tree depends on
@@ -71,8 +72,9 @@ class IndexedFile:
             "requires-python": self.requires_python,
             "size": self.size,
             "yanked": self.yanked,
+            # PEP 714: only the new name in JSON. pip 22.3-23.1 (bundled with Python 3.8-3.10) crash on a dict
+            # under "dist-info-metadata" (pypa/pip#12042); they ignore "core-metadata" and download the wheel.
             "core-metadata": metadata,
-            "dist-info-metadata": metadata,
         }
         if self.upload_time:
             out["upload-time"] = self.upload_time

@@ -682,3 +682,27 @@ def test_a_client_that_reads_late_gets_every_pipelined_response(
     assert data.count(b"HTTP/1.1 200 OK\r\n") == count + 1
     assert data.endswith(b"</html>\n")
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def _old_pips() -> list[tuple[Path, Path]]:
+    """(interpreter, its bundled pip wheel) for pips 22.3-23.1 found beside this Python (pyenv installs): the pips
+    that crash on a dict under the JSON key "dist-info-metadata" (pypa/pip#12042; PEP 714)."""
+    found = []
+    for wheel in sorted(Path(sys.base_prefix).parent.glob("*/lib/python3.*/ensurepip/_bundled/pip-2*.whl")):
+        version = tuple(int(p) for p in wheel.name.split("-")[1].split(".")[:2])
+        python = wheel.parents[4] / "bin" / "python3"
+        if (22, 3) <= version < (23, 2) and python.exists():
+            found.append((python, wheel))
+    return found
+
+
+@pytest.mark.skipif(not _old_pips(), reason="no Python here bundles a pip 22.3-23.1 (pyenv 3.9 or 3.10 does)")
+def test_a_pip_with_the_pep_714_bug_installs_from_the_json_index(server: Server, tmp_path: Path) -> None:
+    python, wheel = _old_pips()[0]
+    done = subprocess.run(
+        [str(python), f"{wheel}/pip", "download", "--no-deps", "--no-cache-dir", "--disable-pip-version-check",
+         "--index-url", f"{server.url}simple/", "-d", str(tmp_path / "out"), "om-pure==2.0"],
+        env=isolated_env(tmp_path / "home"), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["om_pure-2.0-py3-none-any.whl"]
