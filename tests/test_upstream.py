@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
+import importlib.metadata
 import json
 import re
 import subprocess
@@ -42,6 +43,10 @@ from tests.upstream import (
 
 MakeUpstream = Callable[..., Upstream]
 PIP_ACCEPT = f"{JSON_V1}, {HTML_V1}; q=0.1, text/html; q=0.01"
+
+# pip 23.2+ reads PEP 714 "core-metadata" from JSON pages; 22.3-23.1 (bundled with Python 3.10) do not, and would
+# crash on the old "dist-info-metadata" key, which is why neither the fixture nor mirror index emits that one.
+PIP_READS_CORE_METADATA = tuple(int(p) for p in importlib.metadata.version("pip").split(".")[:2]) >= (23, 2)
 
 
 def run_pip(upstream: Upstream, command: str, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
@@ -130,7 +135,8 @@ def test_project_json_page(clean_upstream: Upstream) -> None:
     status, _, metadata = get(clean_upstream, "/files/om_pure-2.0-py3-none-any.whl.metadata")
     assert status == 200
     assert wheel["core-metadata"] == {"sha256": hashlib.sha256(metadata).hexdigest()}
-    assert wheel["dist-info-metadata"] == wheel["core-metadata"]
+    assert wheel["data-dist-info-metadata"] == wheel["core-metadata"]
+    assert "dist-info-metadata" not in wheel
     assert metadata.decode() == (
         "Metadata-Version: 2.1\n"
         "Name: om-pure\n"
@@ -348,8 +354,9 @@ def test_repack_needs_an_installed_distribution(tmp_path: Path) -> None:
 def test_pip_download_with_dependencies(clean_upstream: Upstream, tmp_path: Path) -> None:
     ok(run_pip(clean_upstream, "download", "om-pure==2.0", "-d", str(tmp_path / "d"), home=tmp_path / "h"))
     assert files_in(tmp_path / "d") == ["om_dep-1.0-py3-none-any.whl", "om_pure-2.0-py3-none-any.whl"]
-    # pip read the PEP 658 metadata instead of downloading wheels to resolve.
-    assert "/files/om_pure-2.0-py3-none-any.whl.metadata" in clean_upstream.requests.paths()
+    # pip read the PEP 658 metadata instead of downloading wheels to resolve (pip >= 23.2 reads it from JSON).
+    if PIP_READS_CORE_METADATA:
+        assert "/files/om_pure-2.0-py3-none-any.whl.metadata" in clean_upstream.requests.paths()
     assert "/simple/om-winhelper/" not in clean_upstream.requests.paths()
 
 
@@ -522,7 +529,7 @@ def test_setuptools_fetcher_reads_pydistutils_cfg(
         assert zf.read("om_setupreq/_stamp.py") == b"STAMP = 'om-setuphelper 1.0'\n"
     assert clean_upstream.requests.paths() == [
         "/simple/om-setuphelper/",
-        "/files/om_setuphelper-1.0-py3-none-any.whl.metadata",
+        *(["/files/om_setuphelper-1.0-py3-none-any.whl.metadata"] if PIP_READS_CORE_METADATA else []),
         "/files/om_setuphelper-1.0-py3-none-any.whl",
     ]
 

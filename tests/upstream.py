@@ -585,7 +585,9 @@ def project_json(project: str, files: Sequence[IndexFile], url: Callable[[str], 
             {
                 "yanked": yanked,
                 "core-metadata": metadata,
-                "dist-info-metadata": metadata,
+                # as pypi.org does: the legacy name with the data- prefix, which pip 22.3-23.1 ignore (under
+                # "dist-info-metadata" they crash: pypa/pip#12042, PEP 714)
+                "data-dist-info-metadata": metadata,
                 "size": f.size,
                 "upload-time": _upload_time(f.upload_time),
             }

@@ -215,8 +215,8 @@ def write_sdist(
 
 
 def _parse_toml_subset(text: str) -> dict[str, Any]:
-    """Parse the TOML subset the fixture writes: ``[a.b]`` tables, ``key = "str"`` and one-line
-    arrays of strings. Used only where ``tomllib`` is missing (Python < 3.11)."""
+    """Parse the TOML subset the fixture writes: ``[a.b]`` tables, ``key = "str"``, ``true``/``false`` and
+    one-line arrays of strings. Used only where ``tomllib`` is missing (Python < 3.11)."""
     data: dict[str, Any] = {}
     table = data
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -231,8 +231,10 @@ def _parse_toml_subset(text: str) -> dict[str, Any]:
         key, sep, value = line.partition("=")
         if not sep:
             raise BackendError(f"pyproject.toml:{number}: cannot parse {raw!r}")
+        value = value.strip()
         try:
-            table[key.strip().strip('"')] = ast.literal_eval(value.strip())
+            literal = {"true": True, "false": False}.get(value)
+            table[key.strip().strip('"')] = literal if literal is not None else ast.literal_eval(value)
         except (ValueError, SyntaxError):
             raise BackendError(f"pyproject.toml:{number}: cannot parse {raw!r}") from None
     return data
