@@ -567,6 +567,7 @@ def _dynamic_steps(
                     "wheel",
                     "--disable-pip-version-check",
                     "--no-deps",
+                    *_isolated_build_flag(pip_python),
                     "-w",
                     str(work / f"{name}-built"),
                     str(files_dir / sdist.relpath),
@@ -827,3 +828,16 @@ def inner_argv(
     for project in projects:
         argv += ["--project", str(project.absolute())]
     return argv
+
+
+def _isolated_build_flag(python: Path) -> list[str]:
+    """``--use-pep517`` for a venv whose pip is older than 23.1 (bundled with Python <= 3.10): it would build a
+    setup.py-only sdist with ``setup.py bdist_wheel`` in the venv, which has no ``wheel``, where newer pips make an
+    isolated build fed by the mirror. Newer pips need no flag (pip 26 hides it)."""
+    for info in python.parent.parent.glob("lib/python3*/site-packages/pip-*.dist-info"):
+        try:
+            version = tuple(int(part) for part in info.name.removesuffix(".dist-info").split("-")[1].split(".")[:2])
+        except ValueError:
+            continue
+        return ["--use-pep517"] if version < (23, 1) else []
+    return []

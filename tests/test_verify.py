@@ -326,3 +326,16 @@ def test_setup_requires_through_pydistutils_cfg_alone(upstream: Upstream, upstre
     assert code == 0, json.dumps(data, indent=1)[:3000]
     found = step(data, "project om_setupreq-1.0: setup_requires", HOST.name)
     assert found["ok"] is True
+
+
+@pytest.mark.parametrize(("pip", "flag"), [("22.3", ["--use-pep517"]), ("23.0.1", ["--use-pep517"]),
+                                           ("23.1", []), ("26.3", []), (None, [])])  # fmt: skip
+def test_old_pips_build_sdists_isolated_too(tmp_path: Path, pip: str | None, flag: list[str]) -> None:
+    from mirror.verify import _isolated_build_flag
+
+    python = tmp_path / "venv" / "bin" / "python"
+    site = tmp_path / "venv" / "lib" / "python3.10" / "site-packages"
+    site.mkdir(parents=True)
+    if pip is not None:
+        (site / f"pip-{pip}.dist-info").mkdir()
+    assert _isolated_build_flag(python) == flag
