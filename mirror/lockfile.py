@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
 from packaging.markers import Marker
@@ -26,8 +26,10 @@ from packaging.version import Version
 
 from mirror import __version__, atomic
 from mirror.errors import MirrorError
-from mirror.lock import Lock
 from mirror.manifest import MANIFEST, BuildEntry, FileEntry, Manifest, PackageEntry, TargetEntry
+
+if TYPE_CHECKING:  # rendering lockfiles (bundle import, offline) needs no resolver and no HTTP stack
+    from mirror.lock import Lock
 
 
 def to_manifest(lock: Lock) -> Manifest:

@@ -7,6 +7,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -488,3 +490,40 @@ def test_an_accepted_member_path_lands_inside_the_workspace_and_outside_the_inde
     assert resolved == destination and resolved.is_relative_to(root)
     assert not resolved.is_relative_to(root / "wheelhouse" / "simple")
     assert not any(part.startswith(".") for part in resolved.relative_to(root).parts)
+
+
+@needs_namespace
+def test_install_sh_installs_the_tool_with_no_route_out(
+    tmp_path: Path, make_upstream: Callable[..., Upstream], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tool's real dependencies are not all pure (uv, charset-normalizer), so the hermetic upstream carries the
+    # pure ones its `--version` and `bundle import` need, repacked from this environment; the network test
+    # (tests/test_bundle_network.py) does the same with every real dependency from PyPI.
+    upstream = make_upstream(repack=("click", "packaging", "tomli-w"))
+    online = synced_workspace(mkdir(tmp_path / "online"), upstream, ["om-pure==2.0"])
+    monkeypatch.setattr("mirror.selfinstall.requirements", lambda extra=(): ["click", "packaging", "tomli-w"])
+    out = tmp_path / "carry" / "b.tar.gz"
+    ok("bundle", "export", str(out), "--spec", str(online / "mirror.toml"))
+    listed = {m.path for m in read_manifest(out).members}
+    assert {"install.sh", "tool/targets.json", f"tool/{HOST.name}.txt"} <= listed
+    assert {p.split("/")[-1].split("-")[0] for p in listed if p.startswith("tool/wheels/")} == {
+        "click", "offline_mirror", "packaging", "tomli_w"}  # fmt: skip
+    script = f"""
+set -eu
+cd {tmp_path}/carry
+{sys.executable} -m tarfile -e b.tar.gz extracted
+PYTHON={sys.executable} HOME={tmp_path}/home sh extracted/install.sh {tmp_path}/tool
+{tmp_path}/tool/bin/mirror bundle import b.tar.gz --into {tmp_path}/offline
+"""
+    result = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--net", "sh", "-c", script],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"installing offline-mirror for {HOST.name}.txt into {tmp_path}/tool" in result.stdout
+    assert "offline-mirror, version" in result.stdout
+    assert "imported full bundle" in result.stdout
+    assert indexed(tmp_path / "offline") == {
+        "om-dep": ["om_dep-1.0-py3-none-any.whl"],
+        "om-pure": ["om_pure-2.0-py3-none-any.whl"],
+    }
