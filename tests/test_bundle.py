@@ -499,15 +499,17 @@ def test_install_sh_installs_the_tool_with_no_route_out(
     # The tool's real dependencies are not all pure (uv, charset-normalizer), so the hermetic upstream carries the
     # pure ones its `--version` and `bundle import` need, repacked from this environment; the network test
     # (tests/test_bundle_network.py) does the same with every real dependency from PyPI.
-    upstream = make_upstream(repack=("click", "packaging", "tomli-w"))
+    old_python = sys.version_info < (3, 11)  # tomllib arrived in 3.11; before it the tool needs tomli
+    upstream = make_upstream(repack=("click", "packaging", "tomli-w", *(["tomli"] if old_python else [])))
     online = synced_workspace(mkdir(tmp_path / "online"), upstream, ["om-pure==2.0"])
-    monkeypatch.setattr("mirror.selfinstall.requirements", lambda extra=(): ["click", "packaging", "tomli-w"])
+    needed = ["click", "packaging", "tomli-w", 'tomli>=1.1; python_version < "3.11"']
+    monkeypatch.setattr("mirror.selfinstall.requirements", lambda extra=(): needed)
     out = tmp_path / "carry" / "b.tar.gz"
     ok("bundle", "export", str(out), "--spec", str(online / "mirror.toml"))
     listed = {m.path for m in read_manifest(out).members}
     assert {"install.sh", "tool/targets.json", f"tool/{HOST.name}.txt"} <= listed
     assert {p.split("/")[-1].split("-")[0] for p in listed if p.startswith("tool/wheels/")} == {
-        "click", "offline_mirror", "packaging", "tomli_w"}  # fmt: skip
+        "click", "offline_mirror", "packaging", "tomli_w", *(["tomli"] if old_python else [])}  # fmt: skip
     script = f"""
 set -eu
 cd {tmp_path}/carry
