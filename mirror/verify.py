@@ -359,35 +359,18 @@ def probe_isolation(address: tuple[str, int] = PROBE_ADDRESS) -> Step:
 # --- static checks (every target) ---------------------------------------------------------------------------------
 
 
+def _verdict(step: str, target: str, problems: list[str], ok: str, bad: str) -> Step:
+    """A static step: passed with summary ``ok`` when ``problems`` is empty, else ``bad`` listing them."""
+    return Step(step=step, target=target, ok=not problems, summary=bad if problems else ok, missing=tuple(problems))
+
+
 def static_steps(manifest: Manifest, entry: TargetEntry, files_dir: Path) -> list[Step]:
     """files (present, right sha256), tags (every wheel fits the target), build closure (every build pin held)."""
     name = entry.name
     result = check(manifest, files_dir, targets=[name])
     bad = [*(f"{f} (missing)" for f in result.missing), *result.corrupt]
-    steps = [
-        Step(
-            step="files",
-            target=name,
-            ok=not bad,
-            summary=f"{len(result.ok)} files present with their locked sha256"
-            if not bad
-            else f"{len(result.missing)} missing, {len(result.corrupt)} with the wrong sha256",
-            missing=tuple(bad),
-        )
-    ]
     wheels = [f for f in entry.filenames() if manifest.files[f].kind == "wheel"]
     unfit = [f for f in wheels if not entry.target.accepts(f)]
-    steps.append(
-        Step(
-            step="tags",
-            target=name,
-            ok=not unfit,
-            summary=f"{len(wheels)} wheels fit {entry.target.describe()}"
-            if not unfit
-            else f"{len(unfit)} wheels do not fit {entry.target.describe()}",
-            missing=tuple(unfit),
-        )
-    )
     by_pin = {p.pin: p for p in entry.packages}
     gaps = []
     pins = 0
@@ -400,18 +383,26 @@ def static_steps(manifest: Manifest, entry: TargetEntry, files_dir: Path) -> lis
             )
             if not held:
                 gaps.append(f"{pin} (needed by {build.requirer})")
-    steps.append(
-        Step(
-            step="build closure",
-            target=name,
-            ok=not gaps,
-            summary=f"{len(entry.builds)} builds, {pins} pins held"
-            if not gaps
-            else f"{len(gaps)} build requirements have no file in the wheelhouse",
-            missing=tuple(gaps),
-        )
-    )
-    return steps
+    described = entry.target.describe()
+    return [
+        _verdict(
+            "files",
+            name,
+            bad,
+            f"{len(result.ok)} files present with their locked sha256",
+            f"{len(result.missing)} missing, {len(result.corrupt)} with the wrong sha256",
+        ),
+        _verdict(
+            "tags", name, unfit, f"{len(wheels)} wheels fit {described}", f"{len(unfit)} wheels do not fit {described}"
+        ),
+        _verdict(
+            "build closure",
+            name,
+            gaps,
+            f"{len(entry.builds)} builds, {pins} pins held",
+            f"{len(gaps)} build requirements have no file in the wheelhouse",
+        ),
+    ]
 
 
 # --- dynamic checks (targets this host runs) ----------------------------------------------------------------------
