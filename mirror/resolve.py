@@ -141,6 +141,14 @@ def condense(output: str, *, limit: int = 600) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _upgrade_args(request: ResolveRequest) -> list[str]:
+    """``--upgrade`` / ``--upgrade-package NAME``: spelled the same by uv pip compile and pip-compile."""
+    args = ["--upgrade"] if request.upgrade else []
+    for name in request.upgrade_packages:
+        args += ["--upgrade-package", name]
+    return args
+
+
 class _CompileBackend:
     """What uv and pip-tools share: the temporary input files and reading the output."""
 
@@ -190,7 +198,7 @@ class UvResolver(_CompileBackend):
 
     def command(self, request: ResolveRequest, infile: Path, outfile: Path) -> list[str]:
         target = request.target
-        args = [
+        return [
             self.uv,
             "pip",
             "compile",
@@ -214,12 +222,8 @@ class UvResolver(_CompileBackend):
             "--index-strategy",
             "first-index",
             "--quiet",
+            *_upgrade_args(request),
         ]
-        if request.upgrade:
-            args.append("--upgrade")
-        for name in request.upgrade_packages:
-            args += ["--upgrade-package", name]
-        return args
 
     def environment(self, request: ResolveRequest) -> dict[str, str]:
         return {**clean_environment(), **request.target.uv_environment()}
@@ -236,7 +240,7 @@ class PipToolsResolver(_CompileBackend):
 
     def command(self, request: ResolveRequest, infile: Path, outfile: Path) -> list[str]:
         check_host_target(request.target)
-        args = [
+        return [
             self.python,
             "-m",
             "piptools",
@@ -251,12 +255,8 @@ class PipToolsResolver(_CompileBackend):
             "--index-url",
             request.index_url,
             "--quiet",
+            *_upgrade_args(request),
         ]
-        if request.upgrade:
-            args.append("--upgrade")
-        for name in request.upgrade_packages:
-            args += ["--upgrade-package", name]
-        return args
 
     def environment(self, request: ResolveRequest) -> dict[str, str]:
         # pip-compile builds sdists for their metadata in isolated environments: those must use the upstream too

@@ -726,22 +726,31 @@ def _legacy_name(directory: Path) -> str | None:
     return None
 
 
-def read_project(source: ProjectSource, *, root: Path) -> Inputs:
-    """Read the project at ``source.path``: its pyproject.toml, or a legacy setup.py alone (:func:`parse_pyproject`)."""
-    directory = source.path if source.path.is_absolute() else root / source.path
+def _project_file(directory: Path, root: Path) -> tuple[str, str | None] | None:
+    """(label, pyproject.toml text) of the project in ``directory``; text ``None`` for a legacy project (setup.py
+    alone: no [project], no [build-system]); ``None`` when it is not a Python project."""
     pyproject = directory / "pyproject.toml"
     if pyproject.is_file():
         label = _shown(pyproject, root)
         try:
-            text = pyproject.read_text(encoding="utf-8")
+            return label, pyproject.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidSource(label, f"cannot read: {exc}") from None
-    elif (directory / "setup.py").is_file():
-        label, text = _shown(directory / "setup.py", root), ""  # a legacy project: no [project], no [build-system]
-    else:
+    if (directory / "setup.py").is_file():
+        return _shown(directory / "setup.py", root), None
+    return None
+
+
+def read_project(source: ProjectSource, *, root: Path) -> Inputs:
+    """Read the project at ``source.path``: its pyproject.toml, or a legacy setup.py alone (:func:`parse_pyproject`)."""
+    directory = source.path if source.path.is_absolute() else root / source.path
+    pyproject = directory / "pyproject.toml"
+    found = _project_file(directory, root)
+    if found is None:
         raise InvalidSource(_shown(pyproject, root), "no such file (and no setup.py): not a Python project")
+    label, text = found
     return parse_pyproject(
-        text,
+        text or "",
         path=pyproject,
         extras=source.extras,
         groups=source.groups,
@@ -1054,17 +1063,8 @@ def uv_lock_inputs(lock: UvLock, target: Target, *, root: Path) -> Inputs:
     projects = []
     for package in (p for p in reached if p.kind in ("editable", "directory")):
         directory = (lock.path.parent / package.source[1]).absolute()
-        pyproject = directory / "pyproject.toml"
-        if pyproject.is_file():
-            label = _shown(pyproject, root)
-            try:
-                text = pyproject.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise InvalidSource(label, f"cannot read: {exc}") from None
-            build_system = parse_build_system(_toml(text, label), label=label)
-        elif (directory / "setup.py").is_file():
-            build_system = BuildSystem.legacy()
-        else:
+        found = _project_file(directory, root)
+        if found is None:
             log.warning(
                 "%s: local project %r is not at %s; its build system is not mirrored",
                 lock.label,
@@ -1072,6 +1072,8 @@ def uv_lock_inputs(lock: UvLock, target: Target, *, root: Path) -> Inputs:
                 _shown(directory, root),
             )
             continue
+        label, text = found
+        build_system = BuildSystem.legacy() if text is None else parse_build_system(_toml(text, label), label=label)
         projects.append(Project(name=package.name, path=directory, build_system=build_system))
     return Inputs(requirements=tuple(pins), constraints=tuple(pins), projects=tuple(projects))
 
