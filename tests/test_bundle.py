@@ -29,11 +29,6 @@ from tests.upstream import Upstream, synced_workspace
 HOST = host_target()
 
 
-def mkdir(path: Path) -> Path:
-    path.mkdir(parents=True)
-    return path
-
-
 def run(*args: str) -> Result:
     return CliRunner().invoke(main, [*args])
 
@@ -77,7 +72,7 @@ def online(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Path
 
 
 def test_full_then_delta_into_an_empty_directory(tmp_path: Path, upstream: Upstream) -> None:
-    online = synced_workspace(mkdir(tmp_path / "online"), upstream, ["om-pure==1.0"])
+    online = synced_workspace((tmp_path / "online"), upstream, ["om-pure==1.0"])
     full = export(online, tmp_path / "week1.tar.gz")
     full_manifest = read_manifest(full)
     assert full_manifest.base is None
@@ -112,7 +107,7 @@ def test_full_then_delta_into_an_empty_directory(tmp_path: Path, upstream: Upstr
     assert checked.endswith(" ok, 0 missing, 0 corrupt\n")
 
     # the same pair into a mirror that was there before: merged, its own spec and files kept
-    existing = synced_workspace(mkdir(tmp_path / "existing"), upstream, ["om-dep"])
+    existing = synced_workspace((tmp_path / "existing"), upstream, ["om-dep"])
     ok("bundle", "import", str(full), "--into", str(existing))
     ok("bundle", "import", str(delta), "--into", str(existing))
     pages = indexed(existing)
@@ -128,7 +123,7 @@ def test_full_then_delta_into_an_empty_directory(tmp_path: Path, upstream: Upstr
 
 def test_import_merges_into_an_existing_mirror(tmp_path: Path, online: Path, upstream: Upstream) -> None:
     full = export(online, tmp_path / "b.tar.gz")
-    existing = synced_workspace(mkdir(tmp_path / "existing"), upstream, ["om-dep"])
+    existing = synced_workspace((tmp_path / "existing"), upstream, ["om-dep"])
     spec_before = (existing / "mirror.toml").read_text()
     out = ok("bundle", "import", str(full), "--into", str(existing)).output
     assert "is your own spec: left as it is" in out
@@ -140,7 +135,7 @@ def test_import_merges_into_an_existing_mirror(tmp_path: Path, online: Path, ups
 
 
 def test_export_refuses_a_wheelhouse_with_missing_files(tmp_path: Path, upstream: Upstream) -> None:
-    workspace = synced_workspace(mkdir(tmp_path / "ws"), upstream, ["om-pure==1.0"])
+    workspace = synced_workspace((tmp_path / "ws"), upstream, ["om-pure==1.0"])
     wheel = next((workspace / "wheelhouse" / "files").rglob("om_pure-1.0-*.whl"))
     wheel.unlink()
     result = run("bundle", "export", str(tmp_path / "b"), "--spec", str(workspace / "mirror.toml"), "--no-tool")
@@ -460,7 +455,7 @@ def test_an_upstream_without_the_tools_dependencies_says_so(tmp_path: Path, onli
 
 @needs_namespace
 def test_the_imported_mirror_passes_verify_with_no_route_out(tmp_path: Path, upstream: Upstream) -> None:
-    online = synced_workspace(mkdir(tmp_path / "online"), upstream, ["om-pure==2.0", "om-sdistonly"])
+    online = synced_workspace((tmp_path / "online"), upstream, ["om-pure==2.0", "om-sdistonly"])
     full = export(online, tmp_path / "b.tar.gz")
     offline = tmp_path / "offline"
     import_bundle(full, offline)
@@ -501,7 +496,7 @@ def test_install_sh_installs_the_tool_with_no_route_out(
     # (tests/test_bundle_network.py) does the same with every real dependency from PyPI.
     old_python = sys.version_info < (3, 11)  # tomllib arrived in 3.11; before it the tool needs tomli
     upstream = make_upstream(repack=("click", "packaging", "tomli-w", *(["tomli"] if old_python else [])))
-    online = synced_workspace(mkdir(tmp_path / "online"), upstream, ["om-pure==2.0"])
+    online = synced_workspace((tmp_path / "online"), upstream, ["om-pure==2.0"])
     needed = ["click", "packaging", "tomli-w", 'tomli>=1.1; python_version < "3.11"']
     monkeypatch.setattr("mirror.selfinstall.requirements", lambda extra=(): needed)
     out = tmp_path / "carry" / "b.tar.gz"

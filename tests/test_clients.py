@@ -44,7 +44,7 @@ from mirror.clients import (
 )
 from mirror.serve import AccessRecord, Server, serving
 from mirror.targets import host_target
-from tests.upstream import Upstream, isolated_env
+from tests.upstream import AccessLog, Upstream, isolated_env, synced_workspace
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -649,23 +649,6 @@ def test_install_plan_locations(tmp_path: Path) -> None:
 # --- real clients against a served mirror ------------------------------------------------------------------------
 
 
-class AccessLog:
-    """The records of a server, safe to read from the test thread."""
-
-    def __init__(self) -> None:
-        self.records: list[AccessRecord] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, record: AccessRecord) -> None:
-        with self._lock:
-            self.records.append(record)
-
-    def take(self) -> list[AccessRecord]:
-        with self._lock:
-            records, self.records = self.records, []
-        return records
-
-
 class EscapeTrap:
     """A proxy that answers nothing: it records the first line of every connection and hangs up at once."""
 
@@ -705,15 +688,10 @@ class EscapeTrap:
 @pytest.fixture(scope="module")
 def workspace(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synced for this host: pure wheels, an sdist with a two-level build closure, a legacy setup_requires."""
-    root = tmp_path_factory.mktemp("clients")
-    (root / "mirror.toml").write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n'
-        f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
-        '[sources]\npackages = ["om-pure==2.0", "om-sdistonly", "om-setupreq"]\n'
-        "[policy]\nbuild-wheels = false\n"  # the sdists stay sdists: clients must build them
+    # build-wheels off: the sdists stay sdists, clients must build them
+    root = synced_workspace(
+        tmp_path_factory.mktemp("clients"), upstream, ["om-pure==2.0", "om-sdistonly", "om-setupreq"], build_wheels=False
     )
-    result = CliRunner().invoke(main, ["sync", "--spec", str(root / "mirror.toml")])
-    assert result.exit_code == 0, result.output
     return root
 
 

@@ -23,7 +23,7 @@ from mirror.doctor import (
     wheel_modules,
 )
 from mirror.targets import host_target
-from tests.upstream import Upstream
+from tests.upstream import Upstream, synced_workspace
 
 HOST = host_target()
 SETUPTOOLS_PYPROJECT = (
@@ -38,14 +38,7 @@ def run(*args: str) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def workspace(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("doctor-ws")
-    (root / "mirror.toml").write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n'
-        f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
-        '[sources]\npackages = ["om-pure==2.0"]\n'
-    )
-    code, _, err = run("sync", "--spec", str(root / "mirror.toml"))
-    assert code == 0, err
+    root = synced_workspace(tmp_path_factory.mktemp("doctor-ws"), upstream, ["om-pure==2.0"])
     return root
 
 

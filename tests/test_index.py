@@ -16,7 +16,7 @@ from mirror.cli import main
 from mirror.index import extract_metadata, write_index
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
-from tests.upstream import Upstream, isolated_env, pip_command
+from tests.upstream import Upstream, isolated_env, pip_command, synced_workspace
 
 HOST = host_target()
 
@@ -28,14 +28,9 @@ def run(*args: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def synced(upstream: Upstream, tmp_path: Path) -> Path:
-    (tmp_path / "mirror.toml").write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n'
-        f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
-        '[[target]]\nplatform = "windows/amd64"\npython = "3.11"\n'
-        '[sources]\npackages = ["om-pure==2.0", "om-native", "om-sdistonly"]\n'
+    synced_workspace(
+        tmp_path, upstream, ["om-pure==2.0", "om-native", "om-sdistonly"], extra_targets=[("windows/amd64", "3.11")]
     )
-    code, _, err = run("sync", "--spec", str(tmp_path / "mirror.toml"))
-    assert code == 0, err
     return tmp_path
 
 

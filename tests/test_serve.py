@@ -17,14 +17,11 @@ from pathlib import Path
 
 import pytest
 import uv
-from click.testing import CliRunner
 
 from mirror import atomic
-from mirror.cli import main
 from mirror.serve import (
     HTML_V1,
     JSON_V1,
-    AccessRecord,
     ServeError,
     Server,
     negotiate,
@@ -33,44 +30,17 @@ from mirror.serve import (
     serving,
 )
 from mirror.targets import host_target
-from tests.upstream import Upstream, http_request, isolated_env, pip_command
+from tests.upstream import AccessLog, Upstream, http_request, isolated_env, pip_command, synced_workspace
 
 HOST = host_target()
 SECRET = b"TOP-SECRET-outside-the-tree\n"
 BIG_SIZE = 1024 * 1024 + 7  # above SMALL_FILE: sent with sendfile
 
 
-class AccessLog:
-    """The records of a server, safe to read from the test thread."""
-
-    def __init__(self) -> None:
-        self.records: list[AccessRecord] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, record: AccessRecord) -> None:
-        with self._lock:
-            self.records.append(record)
-
-    def clear(self) -> None:
-        with self._lock:
-            self.records.clear()
-
-    def paths(self, method: str = "GET") -> list[str]:
-        with self._lock:
-            return [r.target for r in self.records if r.method == method]
-
-
 @pytest.fixture(scope="module")
 def workspace(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace synced from the fixture upstream for this host, plus hostile extras in and next to the tree."""
-    root = tmp_path_factory.mktemp("serve")
-    (root / "mirror.toml").write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n'
-        f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
-        '[sources]\npackages = ["om-pure==2.0", "om-native"]\n'
-    )
-    result = CliRunner().invoke(main, ["sync", "--spec", str(root / "mirror.toml")])
-    assert result.exit_code == 0, result.output
+    root = synced_workspace(tmp_path_factory.mktemp("serve"), upstream, ["om-pure==2.0", "om-native"])
     outside = root / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_bytes(SECRET)

@@ -27,7 +27,7 @@ from mirror.verify import (
     run_isolated,
     static_steps,
 )
-from tests.upstream import Upstream, isolated_env
+from tests.upstream import Upstream, isolated_env, synced_workspace
 
 HOST = host_target()
 FOREIGN = "windows-amd64-cp311"
@@ -53,15 +53,12 @@ def run(*args: str) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def workspace(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("verify-workspace")
-    (root / "mirror.toml").write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n'
-        f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
-        '[[target]]\nplatform = "windows/amd64"\npython = "3.11"\n'
-        '[sources]\npackages = ["om-pure==2.0", "om-sdistonly"]\n'
+    root = synced_workspace(
+        tmp_path_factory.mktemp("verify-workspace"),
+        upstream,
+        ["om-pure==2.0", "om-sdistonly"],
+        extra_targets=[("windows/amd64", "3.11")],
     )
-    code, _, err = run("sync", "--spec", str(root / "mirror.toml"))
-    assert code == 0, err
     return root
 
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
 from packaging.utils import (
@@ -54,11 +55,15 @@ from packaging.version import Version
 
 from tests.om_backend import om_backend as backend
 
+if TYPE_CHECKING:
+    from mirror.serve import AccessRecord
+
 __all__ = [
     "DEFAULT_RELEASES",
     "DEFAULT_REPACK",
     "HTML_V1",
     "JSON_V1",
+    "AccessLog",
     "BackendSdist",
     "Catalog",
     "Fault",
@@ -1111,28 +1116,73 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_host_spec(directory: Path, upstream: Upstream, packages: Sequence[str], *, build_wheels: bool = True) -> Path:
-    """Write ``directory/mirror.toml``: this host's target, ``packages`` from ``upstream``; the spec's path."""
+def write_host_spec(
+    directory: Path,
+    upstream: Upstream,
+    packages: Sequence[str],
+    *,
+    build_wheels: bool = True,
+    extra_targets: Sequence[tuple[str, str]] = (),
+) -> Path:
+    """Write ``directory/mirror.toml``: this host's target (then ``extra_targets``, (platform, python) pairs),
+    ``packages`` from ``upstream``; the spec's path."""
     from mirror.targets import host_target
 
     host = host_target()
+    targets = "".join(
+        f'[[target]]\nplatform = "{platform}"\npython = "{python}"\n'
+        for platform, python in [(host.platform, host.python), *extra_targets]
+    )
     policy = "" if build_wheels else "[policy]\nbuild-wheels = false\n"
     spec = directory / "mirror.toml"
     spec.write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n'
-        f'[[target]]\nplatform = "{host.platform}"\npython = "{host.python}"\n'
+        f'[mirror]\nupstream = "{upstream.url}"\n{targets}'
         f"[sources]\npackages = {json.dumps(list(packages))}\n{policy}"
     )
     return spec
 
 
-def synced_workspace(directory: Path, upstream: Upstream, packages: Sequence[str]) -> Path:
-    """``directory`` made a workspace for this host's target and ``mirror sync``ed from ``upstream``."""
+def synced_workspace(
+    directory: Path,
+    upstream: Upstream,
+    packages: Sequence[str],
+    *,
+    build_wheels: bool = True,
+    extra_targets: Sequence[tuple[str, str]] = (),
+) -> Path:
+    """``directory`` (made if missing) a workspace for this host's target and ``mirror sync``ed from ``upstream``."""
     from click.testing import CliRunner
 
     from mirror.cli import main
 
-    write_host_spec(directory, upstream, packages)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_host_spec(directory, upstream, packages, build_wheels=build_wheels, extra_targets=extra_targets)
     result = CliRunner().invoke(main, ["sync", "--spec", str(directory / "mirror.toml")])
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 0, result.output
     return directory
+
+
+class AccessLog:
+    """The access records of a ``mirror serve`` the tests started, safe to read from the test thread."""
+
+    def __init__(self) -> None:
+        self.records: list[AccessRecord] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, record: AccessRecord) -> None:
+        with self._lock:
+            self.records.append(record)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.records.clear()
+
+    def take(self) -> list[AccessRecord]:
+        """The records so far, and a fresh start."""
+        with self._lock:
+            records, self.records = self.records, []
+        return records
+
+    def paths(self, method: str = "GET") -> list[str]:
+        with self._lock:
+            return [r.target for r in self.records if r.method == method]
