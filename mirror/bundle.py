@@ -776,8 +776,8 @@ class ImportResult:
     added: tuple[str, ...]  # member paths that are new here
     replaced: tuple[str, ...]  # member paths whose content changed here
     unchanged: int
-    projects: int  # in the regenerated index
-    indexed_files: int
+    projects: int | None  # in the regenerated index; None when nothing changed and it was not rebuilt
+    indexed_files: int | None
     already_imported: bool
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -915,16 +915,10 @@ def _merge_in(
     spec_changed = spec_text is not None and _text_differs(workspace.root / "mirror.toml", spec_text)
     already = manifest.id in record.ids
     if not moves and not lock_changed and not spec_changed and already:
-        projects, files = _index_counts(workspace)
         return ImportResult(
-            manifest=manifest,
-            added=(),
-            replaced=(),
-            unchanged=unchanged,
-            projects=projects,
-            indexed_files=files,
+            manifest=manifest, added=(), replaced=(), unchanged=unchanged, projects=None, indexed_files=None,
             already_imported=True,
-        )
+        )  # fmt: skip
 
     for source, destination in moves:
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -1015,15 +1009,3 @@ def _merged_spec_text(staged: Spec, merged: Manifest | None, workspace: Workspac
         return None
     targets = [t.target for t in merged.targets] if merged is not None else list(staged.targets)
     return offline_spec(staged, targets)
-
-
-def _index_counts(workspace: Workspace) -> tuple[int, int]:
-    from mirror.index import STATE
-
-    state = workspace.wheelhouse / "simple" / STATE
-    try:
-        projects = json.loads(state.read_text(encoding="utf-8")).get("projects", {})
-    except (OSError, ValueError, AttributeError):
-        return 0, 0
-    lock = _existing_manifest(workspace.lockfiles)
-    return len(projects), len(lock.files) if lock else 0
