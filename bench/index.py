@@ -256,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 1 <= args.projects <= 10_000:
         parser.error("--projects must be between 1 and 10000")
 
-    from mirror.builtwheels import Registry, apply
+    from mirror.builtwheels import Registry, with_built_wheels
     from mirror.index import write_index
     from mirror.manifest import Manifest, load_manifest
 
@@ -295,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def index_in_process() -> float:
             start = time.perf_counter()
-            manifest = apply(load_manifest(ws.lockfiles), Registry(ws.wheelhouse), ws.files)
+            manifest = with_built_wheels(load_manifest(ws.lockfiles), Registry(ws.wheelhouse), ws.files)
             result = write_index(manifest, ws.wheelhouse)
             elapsed = time.perf_counter() - start
             if result.skipped:

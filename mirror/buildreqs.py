@@ -29,15 +29,11 @@ from pathlib import Path, PurePosixPath
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from mirror import atomic
+from mirror import _atomic, _toml
+from mirror._process import Runner, clean_environment, log_tail, run_command
 from mirror.errors import MirrorError
-from mirror.resolve import Runner, clean_environment, condense, run_command
+from mirror.resolve import condense
 from mirror.sources import BuildSystem, parse_build_system
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +112,8 @@ def build_system_of(pyproject: str | None, *, label: str) -> BuildSystem:
     if pyproject is None:
         return BuildSystem.legacy()
     try:
-        data = tomllib.loads(pyproject)
-    except tomllib.TOMLDecodeError as exc:
+        data = _toml.loads(pyproject)
+    except _toml.TOMLDecodeError as exc:
         raise BuildRequirementsError(f"{label}: pyproject.toml is not valid TOML: {exc}") from None
     return parse_build_system(data, label=label)
 
@@ -205,7 +201,7 @@ class BuildRequirementsFinder:
             result = self._ask_backend(source, build_system, label=sdist.name)
         if cache is not None:
             payload = {"version": CACHE_VERSION, "sdist": sdist.name, "requirements": result.to_dict()}
-            atomic.write_text(cache, json.dumps(payload, indent=1, sort_keys=True) + "\n")
+            _atomic.write_text(cache, json.dumps(payload, indent=1, sort_keys=True) + "\n")
         return result
 
     def for_project(self, path: Path, build_system: BuildSystem) -> BuildRequirements:
@@ -267,7 +263,7 @@ class BuildRequirementsFinder:
                     check=False,
                 )
                 if done.returncode != 0:
-                    raise _HookFailed(_tail(done.stdout + done.stderr))
+                    raise _HookFailed(log_tail(done.stdout + done.stderr))
 
             caller = BuildBackendHookCaller(
                 str(source),
@@ -292,8 +288,3 @@ class BuildRequirementsFinder:
 
 class _HookFailed(Exception):
     """The build backend (or its environment) failed; the message is the useful tail of its output."""
-
-
-def _tail(output: str, lines: int = 6) -> str:
-    kept = [line.strip() for line in output.splitlines() if line.strip()]
-    return " | ".join(kept[-lines:]) or "no output"

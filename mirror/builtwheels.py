@@ -21,10 +21,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mirror import atomic
-from mirror.filenames import classify
+from mirror import _atomic
+from mirror._filenames import classify
+from mirror._verified import sha256_file
 from mirror.manifest import FileEntry, Manifest, TargetEntry
-from mirror.verified import sha256_file
 
 if TYPE_CHECKING:  # building is imported when a build happens: mirror index reads the registry only
     from mirror.interpreters import Interpreter
@@ -100,7 +100,7 @@ class Registry:
     def save(self) -> None:
         wheels = sorted(self.wheels, key=lambda w: (w.target, w.sdist))
         payload = {"version": REGISTRY_VERSION, "wheels": [w.to_dict() for w in wheels]}
-        atomic.write_text(self.path, json.dumps(payload, indent=1) + "\n")
+        _atomic.write_text(self.path, json.dumps(payload, indent=1) + "\n")
 
 
 def _entry_for(wheel: BuiltWheel, sdist: FileEntry) -> FileEntry:
@@ -119,7 +119,7 @@ def _entry_for(wheel: BuiltWheel, sdist: FileEntry) -> FileEntry:
     )
 
 
-def apply(manifest: Manifest, registry: Registry, files_dir: Path) -> Manifest:
+def with_built_wheels(manifest: Manifest, registry: Registry, files_dir: Path) -> Manifest:
     """The manifest with every recorded wheel that is still in the wheelhouse, for the targets it was built for."""
     for entry in manifest.targets:
         for name in entry.filenames():
@@ -183,7 +183,7 @@ def build_missing(
                 else:
                     outcomes.append(_build_one(entry, sdist, files_dir, flat, registry, interpreter, builder, say))
     registry.save()
-    return apply(manifest, registry, files_dir), outcomes
+    return with_built_wheels(manifest, registry, files_dir), outcomes
 
 
 def _reuse(entry: TargetEntry, sdist: FileEntry, files_dir: Path, registry: Registry) -> BuildOutcome | None:

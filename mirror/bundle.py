@@ -37,13 +37,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, BinaryIO, Literal, Protocol
 
-from mirror import atomic, selfinstall
+from mirror import _atomic, selfinstall
+from mirror._filenames import classify
+from mirror._verified import VerifiedRecord, sha256_file, verified_files
 from mirror.errors import InvalidSpec, MirrorError
-from mirror.filenames import classify
 from mirror.manifest import MANIFEST, InvalidManifest, Manifest, load_manifest
 from mirror.spec import Spec, parse_spec
 from mirror.targets import Target
-from mirror.verified import VerifiedRecord, sha256_file, verified_files
 
 log = logging.getLogger(__name__)
 
@@ -481,7 +481,7 @@ def write_bundle(
     manifest_bytes = manifest.dumps().encode()
     try:
         with (
-            atomic.atomic_writer(out) as handle,
+            _atomic.atomic_writer(out) as handle,
             _compressed_writer(handle, manifest.compression) as stream,
             tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tar,
         ):
@@ -519,7 +519,7 @@ def _add(tar: tarfile.TarFile, payload: Payload, mtime: int, progress: BundlePro
 
 
 def write_manifest(path: Path, manifest: BundleManifest) -> None:
-    atomic.write_text(path, manifest.dumps())
+    _atomic.write_text(path, manifest.dumps())
 
 
 # --- reading -----------------------------------------------------------------------------------------------------
@@ -767,7 +767,7 @@ class ImportedRecord:
         return replace(self, entries=(*self.entries, entry))
 
     def save(self) -> None:
-        atomic.write_text(self.path, json.dumps({"bundles": list(self.entries)}, indent=1) + "\n")
+        _atomic.write_text(self.path, json.dumps({"bundles": list(self.entries)}, indent=1) + "\n")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -931,9 +931,9 @@ def _merge_in(
         if files_dir.is_dir():
             verified.save()
         for name, text in lock_texts.items():  # the manifest last, as mirror lock writes them
-            atomic.write_text(workspace.lockfiles / name, text)
+            _atomic.write_text(workspace.lockfiles / name, text)
     if spec_text is not None and spec_changed:
-        atomic.write_text(workspace.root / "mirror.toml", spec_text)
+        _atomic.write_text(workspace.root / "mirror.toml", spec_text)
     projects, files = index(merged, workspace.wheelhouse) if merged is not None else (0, 0)
     if not already:
         record.with_bundle(manifest, bundle.name).save()

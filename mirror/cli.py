@@ -203,8 +203,8 @@ def _lock_options(func: F) -> F:
 
 
 def _run_lock(spec: Spec, resolver: str, upgrade: bool, upgrade_packages: tuple[str, ...], jobs: int) -> None:
+    from mirror._http import make_session
     from mirror.buildreqs import BuildRequirementsFinder
-    from mirror.http import make_session
     from mirror.lock import Locker, LockOptions, Previous
     from mirror.lockfile import read_previous, to_manifest, write_lock
     from mirror.resolve import make_resolver
@@ -226,11 +226,11 @@ def _run_lock(spec: Spec, resolver: str, upgrade: bool, upgrade_packages: tuple[
         options=LockOptions(upgrade=upgrade, upgrade_packages=upgrade_packages, jobs=jobs),
         progress=lambda message: click.echo(message, err=True),
     )
-    from mirror.builtwheels import Registry, apply
+    from mirror.builtwheels import Registry, with_built_wheels
 
     result = locker.lock(previous)
     # wheels built here earlier (mirror fetch) stay in the lock while their sdist is unchanged
-    manifest = apply(to_manifest(result), Registry(spec.wheelhouse), spec.wheelhouse / "files")
+    manifest = with_built_wheels(to_manifest(result), Registry(spec.wheelhouse), spec.wheelhouse / "files")
     changed = write_lock(manifest, spec.lockfiles)
     for target_lock in result.targets:
         sdists = sum(1 for p in target_lock.runtime for f in p.files if f.kind == "sdist")
@@ -258,7 +258,7 @@ def lock(spec_path: Path, resolver: str, upgrade: bool, upgrade_packages: tuple[
 
 
 def _size(nbytes: int) -> str:
-    from mirror.units import human_size
+    from mirror._units import human_size
 
     return human_size(nbytes)
 
@@ -326,15 +326,17 @@ class _BarProgress:
 def _run_fetch(spec: Spec, targets: tuple[str, ...], jobs: int, offline: bool, build: bool = True) -> None:
     from contextlib import nullcontext
 
+    from mirror._http import make_session
     from mirror.fetch import fetch
-    from mirror.http import make_session
     from mirror.manifest import load_manifest
 
     manifest = load_manifest(spec.lockfiles)
     if spec.policy.build_wheels:  # wheels built here are rebuilt if they went missing, never downloaded
-        from mirror.builtwheels import Registry, apply
+        from mirror.builtwheels import Registry, with_built_wheels
 
-        manifest = apply(manifest.without_built_wheels(), Registry(spec.wheelhouse), spec.wheelhouse / "files")
+        manifest = with_built_wheels(
+            manifest.without_built_wheels(), Registry(spec.wheelhouse), spec.wheelhouse / "files"
+        )
     files_dir = spec.wheelhouse / "files"
     bar = _BarProgress() if sys.stderr.isatty() and not offline else None
     with bar if bar is not None else nullcontext():
@@ -400,13 +402,13 @@ def _build_wheels(spec: Spec, manifest: Manifest, targets: tuple[str, ...]) -> M
 
 def _compile_report(spec: Spec, manifest: Manifest, targets: tuple[str, ...]) -> None:
     """What will still compile on each target, printed and written to wheelhouse/compile-report.json."""
-    from mirror import atomic
+    from mirror import _atomic
     from mirror.compilereport import compile_report, render_compile_report
 
     report = compile_report(manifest, built={})
     if targets:
         report = {name: entries for name, entries in report.items() if name in targets}
-    atomic.write_text(spec.wheelhouse / "compile-report.json", json.dumps(report, indent=2) + "\n")
+    _atomic.write_text(spec.wheelhouse / "compile-report.json", json.dumps(report, indent=2) + "\n")
     for line in render_compile_report(report):
         click.echo(line)
 
@@ -460,11 +462,11 @@ def check(spec_path: Path, targets: tuple[str, ...]) -> None:
 
 
 def _run_index(spec: Spec) -> None:
-    from mirror.builtwheels import Registry, apply
+    from mirror.builtwheels import Registry, with_built_wheels
     from mirror.index import write_index
     from mirror.manifest import load_manifest
 
-    manifest = apply(load_manifest(spec.lockfiles), Registry(spec.wheelhouse), spec.wheelhouse / "files")
+    manifest = with_built_wheels(load_manifest(spec.lockfiles), Registry(spec.wheelhouse), spec.wheelhouse / "files")
     result = write_index(manifest, spec.wheelhouse)
     for name in result.skipped:
         click.echo(f"not indexed (missing or unverified; run mirror fetch): {name}", err=True)
@@ -546,14 +548,14 @@ def _devpi_publish(
     spec: Spec, url: str, index_name: str, user: str | None, password: str | None
 ) -> tuple[str, list[str]]:
     """Publish the workspace's wheelhouse; print the counts; (the index's simple URL, lockfile paths)."""
-    from mirror.builtwheels import Registry, apply
+    from mirror._http import make_session
+    from mirror.builtwheels import Registry, with_built_wheels
     from mirror.devpi import IndexName, publish
-    from mirror.http import make_session
     from mirror.manifest import load_manifest
 
     index = IndexName.parse(index_name)
     files_dir = spec.wheelhouse / "files"
-    manifest = apply(load_manifest(spec.lockfiles), Registry(spec.wheelhouse), files_dir)
+    manifest = with_built_wheels(load_manifest(spec.lockfiles), Registry(spec.wheelhouse), files_dir)
     result = publish(
         manifest,
         files_dir,
@@ -632,8 +634,8 @@ def devpi_serve(
     import secrets
     import signal
 
+    from mirror._http import make_session
     from mirror.devpi import DevpiServer, init_serverdir, stored_password
-    from mirror.http import make_session
 
     spec = load_spec(spec_path)
     if password is None:
@@ -807,7 +809,7 @@ def config_command(
     """
     import os
 
-    from mirror.clients import (
+    from mirror.config import (
         ClientConfig,
         InstallScope,
         install,
@@ -886,13 +888,13 @@ def doctor(project_dir: Path, spec_path: Path, target_name: str | None, as_json:
     Imports no locked distribution provides, `uv run` builds without build requirements, setup_requires,
     unpinned requirements, sdists compiling on the target, a uv.lock pointing at PyPI, venvs kept across deploys.
     """
-    from mirror.builtwheels import Registry, apply
+    from mirror.builtwheels import Registry, with_built_wheels
     from mirror.doctor import choose_target, diagnose, mirror_view, read_project_files
     from mirror.manifest import load_manifest
 
     spec = load_spec(spec_path)
     files_dir = spec.wheelhouse / "files"
-    manifest = apply(load_manifest(spec.lockfiles), Registry(spec.wheelhouse), files_dir)
+    manifest = with_built_wheels(load_manifest(spec.lockfiles), Registry(spec.wheelhouse), files_dir)
     target = choose_target(manifest, target_name, host_target().name)
     report = diagnose(
         read_project_files(project_dir), mirror_view(manifest, target, files_dir), project=str(project_dir)
@@ -998,9 +1000,9 @@ def _bundle_progress(description: str) -> AbstractContextManager[BundleProgress]
 def _prepare_tool(spec: Spec, values: tuple[str, ...], compression: str, jobs: int) -> ToolPayload:
     """Lock and fetch offline-mirror's own dependencies for the tool targets; the bundle's ToolPayload."""
     from mirror import selfinstall
+    from mirror._http import make_session
     from mirror.bundle import ToolPayload
     from mirror.fetch import FetchError, fetch
-    from mirror.http import make_session
     from mirror.manifest import load_manifest
 
     chosen = [_parse_target_option(v) for v in values] if values else list(spec.targets)
@@ -1072,7 +1074,7 @@ def bundle_export(
     previous = read_manifest(since) if since is not None else None
     client_files = None
     if url is not None:
-        from mirror.clients import ClientConfig, render_files
+        from mirror.config import ClientConfig, render_files
 
         config = ClientConfig.for_url(url)
         if config.has_credentials:

@@ -50,12 +50,12 @@ from urllib.parse import unquote, urlsplit
 import requests
 from packaging.utils import canonicalize_name
 
-from mirror import atomic
+from mirror import _atomic
+from mirror._http import DEFAULT_TIMEOUT, request_error_reason
+from mirror._process import Runner, run_command
+from mirror._verified import verified_files
 from mirror.errors import MirrorError
-from mirror.http import DEFAULT_TIMEOUT, request_error_reason
 from mirror.manifest import FileEntry, Manifest
-from mirror.resolve import Runner, run_command
-from mirror.verified import verified_files
 
 log = logging.getLogger(__name__)
 
@@ -370,7 +370,7 @@ def stored_password(serverdir: Path, user: str) -> str:
         raise DevpiError(f"{path}: unreadable; remove it or give --password") from None
     if not isinstance(users.get(user), str):
         users[user] = secrets.token_urlsafe(24)
-        atomic.write_text(path, json.dumps({"users": users}, indent=1) + "\n", mode=0o600)
+        _atomic.write_text(path, json.dumps({"users": users}, indent=1) + "\n", mode=0o600)
     return str(users[user])
 
 

@@ -33,15 +33,11 @@ from typing import Literal, cast
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from mirror import _toml
 from mirror.compilereport import compile_report
 from mirror.errors import MirrorError
 from mirror.manifest import Manifest
 from mirror.sources import InvalidSource, parse_build_system
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 Severity = Literal["error", "warning"]
 
@@ -486,8 +482,8 @@ def _is_command_file(relpath: str) -> bool:
 
 def _toml_data(files: ProjectFiles, relpath: str) -> tuple[dict[str, object] | None, Finding | None]:
     try:
-        return tomllib.loads(files.texts[relpath]), None
-    except tomllib.TOMLDecodeError as exc:
+        return _toml.loads(files.texts[relpath]), None
+    except _toml.TOMLDecodeError as exc:
         return None, Finding(severity="warning", code="bad-file", message=f"not valid TOML: {exc}", path=relpath)
 
 

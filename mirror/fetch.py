@@ -1,7 +1,7 @@
 """mirror fetch: download exactly the locked files, verified, concurrently, resumably; and mirror check.
 
 Files land in ``wheelhouse/files/<normalized-name>/<filename>``; a file several targets use is stored once.
-Every download is verified by sha256 before it takes its name (:mod:`mirror.download`). A small record of
+Every download is verified by sha256 before it takes its name (:mod:`mirror._download`). A small record of
 verified files (path, size, mtime, sha256) lets a re-run with nothing new finish without reading gigabytes:
 ``mirror check`` re-hashes everything on demand.
 """
@@ -17,10 +17,10 @@ from typing import Protocol
 
 import requests
 
-from mirror.download import DownloadError, download, fsync_directory
+from mirror._download import DownloadError, download, fsync_directory
+from mirror._verified import VerifiedRecord, sha256_file
 from mirror.errors import MirrorError
 from mirror.manifest import FileEntry, Manifest, TargetEntry
-from mirror.verified import VerifiedRecord, sha256_file
 
 log = logging.getLogger(__name__)
 

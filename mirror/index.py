@@ -31,17 +31,17 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from mirror import atomic
+from mirror import _atomic
+from mirror._units import human_size
+from mirror._verified import verified_stats
 from mirror.errors import MirrorError
 from mirror.manifest import FileEntry, Manifest
-from mirror.units import human_size
-from mirror.verified import verified_stats
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "1.1"
 STATE = ".state.json"
-WRITING = ".writing"  # in simple/ while a batch of index files is staged (see mirror.atomic.Batch)
+WRITING = ".writing"  # in simple/ while a batch of index files is staged (see mirror._atomic.Batch)
 STATE_VERSION = 1
 
 
@@ -120,7 +120,7 @@ class _MetadataFiles:
     tree is not read again (the trust the verified record gives files: same size and mtime, same content).
     """
 
-    def __init__(self, known: Mapping[str, object], batch: atomic.Batch | None) -> None:
+    def __init__(self, known: Mapping[str, object], batch: _atomic.Batch | None) -> None:
         self.known = known
         self.batch = batch
         self.seen: dict[str, list[int | str]] = {}  # relpath -> [wheel size, wheel mtime, size, mtime, sha256]
@@ -146,7 +146,7 @@ class _MetadataFiles:
             if self.batch is not None:
                 written = self.batch.write_bytes(target, data)
             else:
-                atomic.write_bytes(target, data)
+                _atomic.write_bytes(target, data)
                 written = target.stat()
             key = [*wheel_key, written.st_size, written.st_mtime_ns]
             digest = hashlib.sha256(data).hexdigest()
@@ -311,7 +311,7 @@ def write_index(
 ) -> IndexResult:
     """Write ``wheelhouse/simple`` for every verified file of the lock; rewrite only what changed.
 
-    Everything is written as one :class:`mirror.atomic.Batch` (metadata files first, then project pages, the root,
+    Everything is written as one :class:`mirror._atomic.Batch` (metadata files first, then project pages, the root,
     the page for people and the state last): one wave of fsyncs for thousands of files instead of one each.
     """
     files_dir = wheelhouse / "files"
@@ -329,7 +329,7 @@ def write_index(
     known_metadata = state.get("metadata") if isinstance(state.get("metadata"), dict) else {}
     if (simple / WRITING).exists():
         _remove_stale_temporaries(wheelhouse)
-    with atomic.Batch(marker=simple / WRITING) as batch:
+    with _atomic.Batch(marker=simple / WRITING) as batch:
         metadata = _MetadataFiles(known_metadata, batch)
         projects, skipped = collect(manifest, files_dir, metadata=metadata)
         digests = {name: _digest(files) for name, files in projects.items()}

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from mirror.resolve import Runner, run_command
+from mirror._process import Runner, run_command
 from mirror.targets import PLATFORMS, Target
 
 log = logging.getLogger(__name__)

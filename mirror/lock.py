@@ -29,8 +29,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from mirror._download import download_verified
 from mirror.buildreqs import BuildRequirements, BuildRequirementsFinder
-from mirror.download import download_verified
 from mirror.errors import MirrorError
 from mirror.resolve import Pin, Resolver, ResolveRequest
 from mirror.simple import DistFile, SimpleClient

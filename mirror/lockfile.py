@@ -24,7 +24,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from mirror import __version__, atomic
+from mirror import __version__, _atomic
 from mirror.errors import MirrorError
 from mirror.manifest import MANIFEST, BuildEntry, FileEntry, Manifest, PackageEntry, TargetEntry
 
@@ -234,7 +234,7 @@ def write_lock(manifest: Manifest, directory: Path) -> list[Path]:
         path = directory / name
         if path.is_file() and path.read_text(encoding="utf-8") == text:
             continue
-        atomic.write_text(path, text)
+        _atomic.write_text(path, text)
         changed.append(path)
     return changed
 

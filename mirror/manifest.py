@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, cast
 
+from mirror._filenames import classify
 from mirror.errors import InvalidSpec, MirrorError
-from mirror.filenames import classify
 from mirror.targets import Target
 
 MANIFEST = "mirror.lock.json"

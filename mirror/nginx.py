@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mirror import __version__, atomic
+from mirror import __version__, _atomic
 from mirror.errors import MirrorError
 
 __all__ = [
@@ -228,6 +228,6 @@ server {{
 def write_nginx_config(path: Path, text: str) -> None:
     """Write a rendered configuration to ``path`` atomically."""
     try:
-        atomic.write_text(path, text)
+        _atomic.write_text(path, text)
     except OSError as exc:
         raise NginxConfigError(f"{path}: cannot write the nginx configuration: {exc.strerror or exc}") from None

@@ -12,25 +12,19 @@ Host configuration (pip.conf, uv.toml, ``PIP_*``/``UV_*`` variables) is kept out
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from packaging.utils import canonicalize_name
 
+from mirror._process import Runner, clean_environment, run_command
 from mirror.errors import MirrorError
 from mirror.targets import Target, host_target
-
-Runner = Callable[[Sequence[str], Mapping[str, str]], "subprocess.CompletedProcess[str]"]
-
-#: uv settings from the environment that are about the machine, not about what gets resolved.
-_UV_KEEP = ("UV_CACHE_DIR", "UV_NATIVE_TLS", "UV_HTTP_TIMEOUT", "UV_CONCURRENT_DOWNLOADS", "UV_CONCURRENT_BUILDS")
 
 
 class ResolutionError(MirrorError):
@@ -65,26 +59,6 @@ class Resolver(Protocol):
     name: str
 
     def resolve(self, request: ResolveRequest) -> list[Pin]: ...
-
-
-def run_command(args: Sequence[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    """The default runner: run a command, capture text output, never raise on a non-zero exit."""
-    return subprocess.run(list(args), env=dict(env), capture_output=True, text=True, check=False)
-
-
-def clean_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment with the host's pip and uv configuration removed (so only the spec decides)."""
-    env = {
-        key: value
-        for key, value in (base if base is not None else os.environ).items()
-        if not key.startswith("PIP_") and not (key.startswith("UV_") and key not in _UV_KEEP)
-    }
-    env["PIP_CONFIG_FILE"] = os.devnull
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    env["UV_NO_PROGRESS"] = "1"
-    # uv would otherwise fetch a CPython of the target's version from the internet to build sdists' metadata
-    env["UV_PYTHON_DOWNLOADS"] = "never"
-    return env
 
 
 _PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")

@@ -23,7 +23,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import mirror
-from mirror import atomic
+from mirror import _atomic
 from mirror.errors import MirrorError
 from mirror.spec import Policy, Sources, Spec
 from mirror.targets import Target
@@ -216,5 +216,5 @@ echo "installed: $venv/bin/mirror  (next: $venv/bin/mirror bundle import BUNDLE 
 
 def write_wheel(wheel: ToolWheel, directory: Path) -> Path:
     path = directory / wheel.filename
-    atomic.write_bytes(path, wheel.data)
+    _atomic.write_bytes(path, wheel.data)
     return path

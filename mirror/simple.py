@@ -24,9 +24,9 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
+from mirror._filenames import FileKind, classify
+from mirror._http import DEFAULT_TIMEOUT, request_error_reason
 from mirror.errors import MirrorError
-from mirror.filenames import FileKind, classify
-from mirror.http import DEFAULT_TIMEOUT, request_error_reason
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,6 @@ import logging
 import posixpath
 import re
 import shlex
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,14 +40,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
+from mirror import _toml
 from mirror.errors import MirrorError
 from mirror.spec import SPEC_FILENAME, ProjectSource, Sources
 from mirror.targets import Target
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 log = logging.getLogger(__name__)
 
@@ -445,10 +440,10 @@ def _shown(path: Path, root: Path) -> str:
 # -- projects (pyproject.toml) ----------------------------------------------------------------------------------
 
 
-def _toml(text: str, label: str) -> dict[str, object]:
+def _read_toml(text: str, label: str) -> dict[str, object]:
     try:
-        data: dict[str, object] = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        data: dict[str, object] = _toml.loads(text)
+    except _toml.TOMLDecodeError as exc:
         raise InvalidSource(label, f"not valid TOML: {exc}") from None
     return data
 
@@ -561,7 +556,7 @@ def parse_pyproject(
     ``[project]`` table.
     """
     shown = label if label is not None else str(path)
-    data = _toml(text, shown)
+    data = _read_toml(text, shown)
     directory = path.parent.absolute()
     build_system = parse_build_system(data, label=shown)
     uv_sources = _uv_sources(data, shown)
@@ -996,7 +991,7 @@ def _lock_tables(value: object, label: str, where: str) -> dict[str, tuple[Locke
 def parse_uv_lock(text: str, *, path: Path, label: str | None = None) -> UvLock:
     """Parse the uv.lock ``text`` of the file at ``path`` (shown as ``label``)."""
     shown = label if label is not None else str(path)
-    data = _toml(text, shown)
+    data = _read_toml(text, shown)
     version = data.get("version")
     if version != 1:
         raise InvalidSource(shown, f"version: {version!r} is not a uv.lock version this tool reads; expected 1")
@@ -1073,7 +1068,9 @@ def uv_lock_inputs(lock: UvLock, target: Target, *, root: Path) -> Inputs:
             )
             continue
         label, text = found
-        build_system = BuildSystem.legacy() if text is None else parse_build_system(_toml(text, label), label=label)
+        build_system = (
+            BuildSystem.legacy() if text is None else parse_build_system(_read_toml(text, label), label=label)
+        )
         projects.append(Project(name=package.name, path=directory, build_system=build_system))
     return Inputs(requirements=tuple(pins), constraints=tuple(pins), projects=tuple(projects))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +19,9 @@ from urllib.parse import urlsplit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from mirror import atomic
+from mirror import _atomic, _toml
 from mirror.errors import InvalidSpec
 from mirror.targets import Target
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 SPEC_FILENAME = "mirror.toml"
 PYPI_SIMPLE = "https://pypi.org/simple"
@@ -177,8 +171,8 @@ class Spec:
 def parse_spec(text: str, path: Path) -> Spec:
     """Parse the TOML ``text`` of the spec file at ``path`` (the file itself is not read)."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        data = _toml.loads(text)
+    except _toml.TOMLDecodeError as exc:
         raise InvalidSpec("", f"not valid TOML: {exc}", file=str(path)) from None
     try:
         return Spec.from_dict(data, path=path.absolute())
@@ -265,7 +259,7 @@ def write_starter_spec(directory: Path, text: str, *, force: bool = False) -> Pa
     if path.exists() and not force:
         raise InvalidSpec("", "already exists; pass --force to overwrite it", file=str(path))
     parse_spec(text, path)  # never write a spec that does not load
-    atomic.write_text(path, text)
+    _atomic.write_text(path, text)
     return path
 
 

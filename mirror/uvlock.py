@@ -31,7 +31,6 @@ from __future__ import annotations
 import copy
 import logging
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,18 +39,13 @@ from urllib.parse import quote, unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
-from mirror import atomic
+from mirror import _atomic, _toml
+from mirror._filenames import classify
 from mirror.errors import MirrorError
-from mirror.filenames import classify
 from mirror.manifest import FileEntry, load_manifest
 from mirror.sources import UvLock, parse_uv_lock
 from mirror.spec import Spec
 from mirror.targets import Target
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +182,7 @@ def relocate(text: str, *, root: str, held: Mapping[str, FileEntry], label: str 
     ``held`` maps each file name the wheelhouse serves to its entry (its sha256 and its place under ``files/``).
     """
     parse_uv_lock(text, path=Path(label), label=label)  # the format checks of sources.py: version 1, packages
-    data: dict[str, Any] = tomllib.loads(text)
+    data: dict[str, Any] = _toml.loads(text)
     simple = f"{root}/simple"
     packages: list[dict[str, Any]] = data.get("package", [])
 
@@ -218,7 +212,7 @@ def relocate(text: str, *, root: str, held: Mapping[str, FileEntry], label: str 
         text, new_urls, simple, relocatable={i for indexes in registries.values() for i in indexes}
     )
     expected = _rewrite_data(data, new_urls, simple)
-    _check_same(tomllib.loads(relocated), expected, label)
+    _check_same(_toml.loads(relocated), expected, label)
     return Relocation(
         text=relocated,
         root=root,
@@ -371,7 +365,7 @@ def relocate_uv_lock(path: Path, *, url: str, spec: Spec, out: Path) -> Relocati
 
     Refuses, writing nothing, when a package that one of ``spec``'s targets installs keeps no file.
     """
-    from mirror.verified import verified_files  # the files mirror index lists: present and verified
+    from mirror._verified import verified_files  # the files mirror index lists: present and verified
 
     label = str(path)
     try:
@@ -391,7 +385,7 @@ def relocate_uv_lock(path: Path, *, url: str, spec: Spec, out: Path) -> Relocati
             f" wheelhouse: {'; '.join(missing)}; {SYNC_ADVICE}"
         )
     try:
-        atomic.write_bytes(out, relocation.text.encode("utf-8"))
+        _atomic.write_bytes(out, relocation.text.encode("utf-8"))
     except OSError as exc:
         raise RelocateError(f"{out}: cannot write: {exc}") from None
     log.info("%s: %d files kept, %d dropped", out, len(relocation.kept), len(relocation.dropped))

@@ -7,7 +7,7 @@ configuration files are hidden behind empty bind mounts, and :func:`verify` runs
 
 * ``isolation``: a connection to 192.0.2.1 (TEST-NET-1, never routed) must fail, or nothing below proves anything;
 * the embedded server (:func:`mirror.serve.serving`) on 127.0.0.1 over the wheelhouse, and the files
-  :mod:`mirror.clients` renders for that URL (pip.conf, uv.toml, pydistutils.cfg, the build lock) in a temporary
+  :mod:`mirror.config` renders for that URL (pip.conf, uv.toml, pydistutils.cfg, the build lock) in a temporary
   directory. Every client runs with a temporary ``HOME``/``XDG_*``, ``PIP_CONFIG_FILE``/``UV_CONFIG_FILE`` naming
   those files, and no ``PIP_*``/``UV_*``/proxy/``PYTHONPATH``/``VIRTUAL_ENV`` variable of this host;
 * for every target this host can run (:func:`mirror.interpreters.interpreter_for`): ``pip install
@@ -50,16 +50,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mirror.clients import BUILD_CONSTRAINTS, ClientConfig, load_build_lock, render_files
+from mirror._process import Runner, clean_environment, run_command
+from mirror._verified import verified_files
+from mirror.config import BUILD_CONSTRAINTS, ClientConfig, load_build_lock, render_files
 from mirror.errors import MirrorError
 from mirror.fetch import check
 from mirror.interpreters import Interpreter, discover, interpreter_for
 from mirror.manifest import FileEntry, Manifest, TargetEntry
-from mirror.resolve import Runner, run_command
 from mirror.serve import AccessRecord, serving
 from mirror.sources import parse_uv_lock
 from mirror.uvlock import relocate, unserved
-from mirror.verified import verified_files
 
 __all__ = [
     "NAMESPACE_HINT",
@@ -91,8 +91,6 @@ SITE_CONFIGS = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", "/etc/uv/uv.toml", "/e
 TAIL_LINES = 15
 Progress = Callable[[str], None]
 
-_DROP_VARS = frozenset({"PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONSTARTUP"})
-_PROXY_VARS = frozenset({"http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy"})
 _MISSING_PATTERNS = (
     re.compile(r"No matching distribution found for ([^\s;]+)"),
     re.compile(r"Could not find a version that satisfies the requirement ([^\s;]+)"),
@@ -428,11 +426,7 @@ def _named_missing(text: str) -> list[str]:
 
 def client_environment(base: Mapping[str, str], home: Path, config_dir: Path) -> dict[str, str]:
     """``base`` without this host's pip/uv/proxy/Python-path settings; HOME and XDG in ``home``; our files."""
-    env = {
-        k: v
-        for k, v in base.items()
-        if not k.startswith(("PIP_", "UV_")) and k.lower() not in _PROXY_VARS and k not in _DROP_VARS
-    }
+    env = clean_environment(base, keep=(), proxies=False, python_paths=False)
     env.update(
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),
@@ -442,8 +436,6 @@ def client_environment(base: Mapping[str, str], home: Path, config_dir: Path) ->
         PIP_CONFIG_FILE=str(config_dir / "pip.conf"),
         UV_CONFIG_FILE=str(config_dir / "uv.toml"),
         PYTHONNOUSERSITE="1",
-        # pip's self-check asks the index for pip in every build subprocess too: not a gap of the mirror
-        PIP_DISABLE_PIP_VERSION_CHECK="1",
     )
     return env
 

@@ -15,7 +15,7 @@ The frontend is ``uv build --wheel <sdist>`` (the ``uv`` package's own binary), 
 * when a build requirement is missing, its message names it ("Because om-dynamic was not found in the provided
   package locations …"), which the error passes on.
 
-Nothing of the host leaks in: no uv or pip configuration (``--no-config``, :func:`~mirror.resolve.clean_environment`),
+Nothing of the host leaks in: no uv or pip configuration (``--no-config``, :func:`~mirror._process.clean_environment`),
 no cache (``--no-cache`` and a temporary ``UV_CACHE_DIR``, so no build environment is reused), no index
 (``--no-index``; ``PIP_NO_INDEX`` and ``PIP_FIND_LINKS`` for a backend that runs pip itself), and every HTTP(S)
 request goes through a proxy at 127.0.0.1:9 where nothing listens — a backend that downloads anything fails here
@@ -25,26 +25,21 @@ place, so ``out_dir`` never holds half a wheel.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
 import re
-import signal
-import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mirror._process import Runner, TimedOut, clean_environment, log_tail, runner_with_timeout
 from mirror.errors import MirrorError
-from mirror.resolve import Runner, clean_environment
 
 log = logging.getLogger(__name__)
 
 DEAD_PROXY = "http://127.0.0.1:9"
-TAIL_LINES = 6
-TAIL_CHARS = 800
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
@@ -83,47 +78,9 @@ class BuildResult:
     log_tail: str  # the last lines of the build's output, joined with " | "
 
 
-class _TimedOut(Exception):
-    def __init__(self, output: str) -> None:
-        super().__init__(output)
-        self.output = output
-
-
-def _timed_runner(timeout: float) -> Runner:
-    """A runner like :func:`~mirror.resolve.run_command` that kills the command's whole process group after
-    ``timeout`` seconds (a build backend runs compilers and helpers of its own) and raises ``_TimedOut``."""
-
-    def run(args: Sequence[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-        posix = os.name == "posix"
-        with subprocess.Popen(
-            list(args),
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=posix,
-        ) as process:
-            try:
-                stdout, stderr = process.communicate(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    if posix:
-                        os.killpg(process.pid, signal.SIGKILL)
-                    else:  # pragma: no cover - Windows
-                        process.kill()
-                stdout, stderr = process.communicate()
-                raise _TimedOut(f"{stdout}\n{stderr}") from None
-        return subprocess.CompletedProcess(list(args), process.returncode, stdout, stderr)
-
-    return run
-
-
 def build_environment(find_links: Path, cache: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of an offline build: no host configuration, no cache, no index, no network."""
-    env = clean_environment(base)
-    for key in [k for k in env if k.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")]:
-        del env[key]
+    env = clean_environment(base, proxies=False)
     for key in ("http_proxy", "https_proxy", "all_proxy"):
         env[key] = env[key.upper()] = DEAD_PROXY
     env.update(
@@ -171,13 +128,6 @@ def missing_requirement(output: str) -> str | None:
     return None
 
 
-def log_tail(output: str, *, lines: int = TAIL_LINES, limit: int = TAIL_CHARS) -> str:
-    """The last non-empty lines of a build's output, joined with ``" | "`` (at most ``limit`` characters)."""
-    kept = [stripped for line in output.splitlines() if (stripped := _ANSI.sub("", line).strip())]
-    text = " | ".join(kept[-lines:]) or "no output"
-    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
-
-
 def build_wheel(
     sdist: Path,
     *,
@@ -200,7 +150,7 @@ def build_wheel(
         from uv import find_uv_bin
 
         uv = find_uv_bin()
-    run = runner if runner is not None else _timed_runner(timeout)
+    run = runner if runner is not None else runner_with_timeout(timeout)
     failed = f"{sdist.name}: wheel build for {label} failed"
     if not sdist.is_file():
         raise WheelBuildError(f"{failed}: no such file {sdist}")
@@ -215,7 +165,7 @@ def build_wheel(
         log.info("building a wheel of %s for %s with %s", sdist.name, label, python)
         try:
             done = run(command, build_environment(find_links, Path(cache)))
-        except _TimedOut as exc:
+        except TimedOut as exc:
             raise WheelBuildError(
                 f"{failed}: timed out after {timeout:g} s; last lines: {log_tail(exc.output)}"
             ) from None

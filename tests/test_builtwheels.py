@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mirror._http import make_session
 from mirror.builtwheels import Registry, build_missing
 from mirror.cli import main
 from mirror.fetch import fetch
-from mirror.http import make_session
 from mirror.interpreters import discover
 from mirror.manifest import load_manifest
 from mirror.targets import host_target

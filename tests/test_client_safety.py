@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mirror.cli import main
-from mirror.clients import (
+from mirror.config import (
     ClientConfig,
     ClientConfigError,
     InstallScope,

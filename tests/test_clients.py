@@ -30,7 +30,7 @@ import uv
 from click.testing import CliRunner
 
 from mirror.cli import main
-from mirror.clients import (
+from mirror.config import (
     BUILD_CONSTRAINTS,
     CLIENTS,
     BuildLock,

@@ -24,11 +24,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mirror._verified import sha256_file
 from mirror.cli import main
 from mirror.fetch import check, stray_partials
 from mirror.index import extract_metadata
 from mirror.manifest import MANIFEST, InvalidManifest, load_manifest
-from mirror.verified import sha256_file
 from tests.upstream import Upstream, isolated_env, throttle, write_host_spec
 
 ROUNDS = 20

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mirror import atomic
+from mirror import _atomic
+from mirror._verified import VerifiedRecord, sha256_file
 from mirror.cli import main
 from mirror.fetch import check
 from mirror.manifest import load_manifest
-from mirror.verified import VerifiedRecord, sha256_file
 from tests.conftest import MakeUpstream
 from tests.upstream import Release, Upstream, isolated_env, write_host_spec
 
@@ -141,8 +141,8 @@ def test_index_onto_a_full_disk_is_one_line_naming_the_file(workspace: Path, tmp
 
 def test_write_error_is_one_line_and_still_an_oserror(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
-    with pytest.raises(atomic.WriteError) as error:
-        atomic.write_text(tmp_path / "file" / "index.html", "x")
+    with pytest.raises(_atomic.WriteError) as error:
+        _atomic.write_text(tmp_path / "file" / "index.html", "x")
     assert str(error.value) == f"cannot write {tmp_path / 'file' / 'index.html'}: File exists"
     assert isinstance(error.value, OSError)
 

@@ -19,11 +19,11 @@ import requests
 from click.testing import CliRunner
 from urllib3.response import HTTPResponse
 
-from mirror import http
+from mirror import _http
+from mirror._download import DownloadError, HashMismatch, download, partial_path
+from mirror._http import make_session
 from mirror.cli import main
-from mirror.download import DownloadError, HashMismatch, download, partial_path
 from mirror.fetch import check
-from mirror.http import make_session
 from mirror.manifest import load_manifest
 from tests.upstream import (
     Response,
@@ -102,7 +102,7 @@ def test_429_retry_after_is_honoured(up: Upstream, tmp_path: Path) -> None:
 
 
 def test_an_absurd_retry_after_is_capped(up: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(http, "MAX_RETRY_AFTER", 0.2)
+    monkeypatch.setattr(_http, "MAX_RETRY_AFTER", 0.2)
     url, dest, sha, size = target(up, tmp_path)
     up.inject(WHEEL, retry_after(2, "86400", status=503))
     started = time.monotonic()

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mirror._download import partial_path
+from mirror._http import make_session
 from mirror.cli import main
-from mirror.download import partial_path
 from mirror.fetch import check, fetch
-from mirror.http import make_session
 from mirror.manifest import load_manifest
 from tests.upstream import Response, Upstream, UpstreamHandler, fail_times, wrong_bytes
 

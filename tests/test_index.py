@@ -92,9 +92,9 @@ def test_rerun_rewrites_nothing_and_output_is_deterministic(synced: Path) -> Non
     simple = synced / "wheelhouse" / "simple"
     before = {p: p.read_bytes() for p in simple.rglob("*") if p.is_file()}
     manifest = load_manifest(synced / "lockfiles")
-    from mirror.builtwheels import Registry, apply
+    from mirror.builtwheels import Registry, with_built_wheels
 
-    manifest = apply(manifest, Registry(synced / "wheelhouse"), synced / "wheelhouse" / "files")
+    manifest = with_built_wheels(manifest, Registry(synced / "wheelhouse"), synced / "wheelhouse" / "files")
     result = write_index(manifest, synced / "wheelhouse")
     assert result.written == ()
     # a fresh tree from scratch is byte-identical

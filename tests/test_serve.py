@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import uv
 
-from mirror import atomic
+from mirror import _atomic
 from mirror.serve import (
     HTML_V1,
     JSON_V1,
@@ -382,13 +382,13 @@ def test_a_rewritten_page_is_served_at_once(server: Server, workspace: Path) -> 
     original = page.read_bytes()
     try:
         assert get(server, "/simple/om-dep/")[2] == original
-        atomic.write_bytes(page, original.replace(b"Links for", b"Links (new) for"))
+        _atomic.write_bytes(page, original.replace(b"Links for", b"Links (new) for"))
         assert b"Links (new) for" in get(server, "/simple/om-dep/")[2]
         page.write_bytes(original.replace(b"Links for", b"Links (two) for"))  # in place, same inode
         os.utime(page, ns=(time.time_ns(), time.time_ns() + 10_000_000))
         assert b"Links (two) for" in get(server, "/simple/om-dep/")[2]
     finally:
-        atomic.write_bytes(page, original)
+        _atomic.write_bytes(page, original)
     assert get(server, "/simple/om-dep/")[2] == original
 
 

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 from uv import find_uv_bin
 
+from mirror._verified import RECORD
 from mirror.cli import main
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
-from mirror.verified import RECORD
 from mirror.verify import (
     NAMESPACE_HINT,
     NamespaceUnavailable,

@@ -14,7 +14,7 @@ import os
 import threading
 from pathlib import Path
 
-from mirror import atomic
+from mirror import _atomic
 from mirror.manifest import FileEntry, Manifest
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class VerifiedRecord:
         with self._lock:
             payload = {"version": RECORD_VERSION, "files": dict(sorted(self._entries.items()))}
         try:
-            atomic.write_text(self.path, json.dumps(payload, separators=(",", ":")) + "\n")  # the C encoder
+            _atomic.write_text(self.path, json.dumps(payload, separators=(",", ":")) + "\n")  # the C encoder
         except OSError as exc:  # a full disk: the record is a cache, files are re-hashed next time
             log.warning("cannot write %s (%s); files will be re-hashed", self.path, exc.strerror or exc)
 

@@ -24,9 +24,9 @@ from urllib.request import url2pathname
 import requests
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from mirror._http import DEFAULT_TIMEOUT, request_error_reason
+from mirror._verified import sha256_file
 from mirror.errors import MirrorError
-from mirror.http import DEFAULT_TIMEOUT, request_error_reason
-from mirror.verified import sha256_file
 
 CHUNK = 1 << 16
 ATTEMPTS = 5

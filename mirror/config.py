@@ -64,7 +64,7 @@ from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from mirror import atomic
+from mirror import _atomic
 from mirror.errors import MirrorError
 
 __all__ = [
@@ -586,7 +586,7 @@ def write_files(out_dir: Path, files: Mapping[str, str], config: ClientConfig) -
     for name, text in files.items():
         path = out_dir / name
         try:
-            atomic.write_text(path, text, mode=_mode(config, name))
+            _atomic.write_text(path, text, mode=_mode(config, name))
         except OSError as exc:
             raise ClientConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
         written.append(path)
@@ -720,8 +720,8 @@ def install(placements: Iterable[Placement]) -> list[Change]:
                 backup = _backup_path(path)
                 # a temporary file is created 0600 and takes the original's mode only when complete:
                 # a credentialed file's copy is never readable by others, not even for a moment
-                atomic.write_bytes(backup, current, mode=stat.S_IMODE(path.stat().st_mode))
-            atomic.write_bytes(path, new, mode=placement.mode)
+                _atomic.write_bytes(backup, current, mode=stat.S_IMODE(path.stat().st_mode))
+            _atomic.write_bytes(path, new, mode=placement.mode)
         except OSError as exc:
             raise ClientConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
         changes.append(Change(path=path, action="created" if current is None else "replaced", backup=backup))
