@@ -26,11 +26,11 @@ Timed variants, each ``python -m mirror index`` as a subprocess (interpreter sta
   the verified record (``mirror fetch --offline``, untimed), then ``mirror index`` (goal: <= 0.5 s). The project is
   removed again (untimed) before the next round.
 
-The same three are also timed in-process (``load_manifest`` + ``write_index``, imports excluded) to show what the
-interpreter start-up costs. The anchor, unless ``--no-anchor``: ``simple503`` (a static PEP 503 generator with
-PEP 658 metadata, installed in its own venv in the work directory) over the same 10,000 wheels, from scratch,
-into its own output directory. It writes HTML only (no PEP 691 JSON, no people's page), so it does less; the goals
-are absolute and the anchor is context.
+The same three are also timed in-process (``Workspace.open(spec).index()``: the spec, the lock, ``write_index``;
+imports excluded) to show what the interpreter start-up costs. The anchor, unless ``--no-anchor``: ``simple503``
+(a static PEP 503 generator with PEP 658 metadata, installed in its own venv in the work directory) over the same
+10,000 wheels, from scratch, into its own output directory. It writes HTML only (no PEP 691 JSON, no people's
+page), so it does less; the goals are absolute and the anchor is context.
 
 One untimed warm-up round runs every variant; then ``--runs`` rounds (order rotated per round); median and minimum
 wall time. The files stay in the page cache (the machine is not asked to drop caches), so the cold build measures
@@ -110,7 +110,7 @@ def wheel_filename(project: str, version: str, arch: str) -> str:
 
 
 @dataclass(frozen=True)
-class Workspace:
+class Paths:
     root: Path
 
     @property
@@ -130,7 +130,7 @@ class Workspace:
         return self.root / "lockfiles"
 
 
-def write_project(ws: Workspace, project: str, versions: Sequence[str]) -> dict[tuple[str, str], tuple[str, str]]:
+def write_project(ws: Paths, project: str, versions: Sequence[str]) -> dict[tuple[str, str], tuple[str, str]]:
     """Write the project's wheels; {(version, arch): (filename, sha256)}."""
     out = {}
     directory = ws.files / project
@@ -144,7 +144,7 @@ def write_project(ws: Workspace, project: str, versions: Sequence[str]) -> dict[
     return out
 
 
-def build_manifest(ws: Workspace, projects: dict[str, dict[tuple[str, str], tuple[str, str]]]) -> object:
+def build_manifest(ws: Paths, projects: dict[str, dict[tuple[str, str], tuple[str, str]]]) -> object:
     """The lock manifest of ``projects``, built with mirror's own types: target k pins version k of each project."""
     from mirror.manifest import FileEntry, Manifest, PackageEntry, TargetEntry
     from mirror.targets import Target
@@ -183,7 +183,7 @@ def build_manifest(ws: Workspace, projects: dict[str, dict[tuple[str, str], tupl
     )
 
 
-def save_manifest(ws: Workspace, manifest: object) -> None:
+def save_manifest(ws: Paths, manifest: object) -> None:
     from mirror.manifest import MANIFEST, Manifest, load_manifest
 
     assert isinstance(manifest, Manifest)
@@ -192,7 +192,7 @@ def save_manifest(ws: Workspace, manifest: object) -> None:
     load_manifest(ws.lockfiles)  # it must read back as mirror wrote it
 
 
-def make_workspace(ws: Workspace, count: int) -> tuple[object, int]:
+def make_workspace(ws: Paths, count: int) -> tuple[object, int]:
     """Wheels, manifest and spec for ``count`` projects; (the manifest, bytes of wheels)."""
     ws.root.mkdir(parents=True, exist_ok=True)
     lines = ["[mirror]", 'upstream = "http://127.0.0.1:9/simple"']
@@ -208,7 +208,7 @@ def make_workspace(ws: Workspace, count: int) -> tuple[object, int]:
     return manifest, nbytes
 
 
-def clear_index(ws: Workspace, trash: Path) -> None:
+def clear_index(ws: Paths, trash: Path) -> None:
     """Move away everything ``mirror index`` writes: the tree, the people's page and the extracted metadata.
 
     Moved, not deleted: ext4 without a journal (this machine's root filesystem) skips recently deleted inodes when
@@ -256,15 +256,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 1 <= args.projects <= 10_000:
         parser.error("--projects must be between 1 and 10000")
 
-    from mirror.builtwheels import Registry, with_built_wheels
-    from mirror.index import write_index
-    from mirror.manifest import Manifest, load_manifest
+    from mirror.manifest import Manifest
+    from mirror.workspace import Workspace
 
     load_start = load_average()
     work = (args.workdir or Path(tempfile.mkdtemp(prefix="bench-index-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     log = work / "bench.log"
-    ws = Workspace(work / "workspace")
+    ws = Paths(work / "workspace")
     trash = work / "trash"
     trashed = iter(range(1_000_000))
     py = args.python
@@ -295,8 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def index_in_process() -> float:
             start = time.perf_counter()
-            manifest = with_built_wheels(load_manifest(ws.lockfiles), Registry(ws.wheelhouse), ws.files)
-            result = write_index(manifest, ws.wheelhouse)
+            result = Workspace.open(ws.spec).index()  # the spec, the lock with built wheels, the index
             elapsed = time.perf_counter() - start
             if result.skipped:
                 raise StepFailed(f"{len(result.skipped)} files not indexed, e.g. {result.skipped[0]}")

@@ -25,6 +25,7 @@ from mirror import _atomic
 from mirror._filenames import classify
 from mirror._verified import sha256_file
 from mirror.manifest import FileEntry, Manifest, TargetEntry
+from mirror.progress import NullProgress, Progress
 
 if TYPE_CHECKING:  # building is imported when a build happens: mirror index reads the registry only
     from mirror.interpreters import Interpreter
@@ -32,7 +33,6 @@ if TYPE_CHECKING:  # building is imported when a build happens: mirror index rea
 
 log = logging.getLogger(__name__)
 
-REGISTRY = "built-wheels.json"
 REGISTRY_VERSION = 1
 
 Builder = Callable[..., "BuildResult"]
@@ -71,10 +71,10 @@ class BuildOutcome:
 
 
 class Registry:
-    """``wheelhouse/built-wheels.json``."""
+    """The record of wheels built here (``built-wheels.json`` in the wheelhouse: :attr:`Layout.built_wheels`)."""
 
-    def __init__(self, wheelhouse: Path) -> None:
-        self.path = wheelhouse / REGISTRY
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self.wheels: list[BuiltWheel] = []
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
@@ -151,7 +151,7 @@ def build_missing(
     interpreters: Sequence[Interpreter],
     targets: Sequence[str] = (),
     builder: Builder | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Manifest, list[BuildOutcome]]:
     """Build a wheel for every sdist of the chosen targets that this host can build for and has not yet built.
 
@@ -161,7 +161,7 @@ def build_missing(
     from mirror.wheelbuild import build_wheel
 
     builder = builder or build_wheel
-    say = progress or (lambda message: None)
+    say = (progress or NullProgress()).message
     outcomes: list[BuildOutcome] = []
     with tempfile.TemporaryDirectory(prefix="mirror-findlinks-") as tmp:
         flat = Path(tmp)

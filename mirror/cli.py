@@ -1,4 +1,4 @@
-"""The ``mirror`` command: parse options, build objects, call the library, report.
+"""The ``mirror`` command: parse options, build a :class:`~mirror.workspace.Workspace`, call one method, print.
 
 This is the only module that prints. Every :class:`~mirror.errors.MirrorError` (and an ``OSError`` the library did
 not turn into one) becomes a one-line ``error: …`` on stderr and exit status 1, here and nowhere else.
@@ -10,20 +10,22 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
 from mirror import __version__
 from mirror.errors import InvalidSpec, MirrorError
-from mirror.spec import SPEC_FILENAME, Spec, load_spec, starter_spec, write_starter_spec
+from mirror.spec import SPEC_FILENAME, load_spec, starter_spec, write_starter_spec
 from mirror.targets import Target, host_target
 
 if TYPE_CHECKING:  # imported lazily by the commands that use them: a fast start for every command
-    from mirror.bundle import BundleProgress, Compression, ToolPayload
-    from mirror.manifest import FileEntry, Manifest
+    from rich.progress import Progress as Bar
+
+    from mirror.index import IndexResult
+    from mirror.lock import LockOptions, LockResult
+    from mirror.workspace import FetchOutcome, PublishOutcome, Workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,6 +74,90 @@ def main(verbose: int) -> None:
 
 
 # -- mirror init ----------------------------------------------------------------------------------------------
+
+
+# -- how the library's progress is shown ---------------------------------------------------------------------------
+
+
+def _size(nbytes: int) -> str:
+    from mirror._units import human_size
+
+    return human_size(nbytes)
+
+
+class _Reporter:
+    """The CLI's :class:`~mirror.progress.Progress`: messages on stderr; a transfer of many files as a bar on a
+    terminal, and otherwise as one line per file (``lines``, for fetch in CI logs) or not at all (``quiet``: a
+    bundle holds thousands of members)."""
+
+    def __init__(self, transfers: Literal["lines", "quiet"] = "quiet", description: str = "", *, bar: bool = True):
+        self._lines = transfers == "lines"
+        self._description = description
+        self._use_bar = bar and sys.stderr.isatty()
+        self._bar: Bar | None = None
+        self._task: Any = None
+        self._files = 0
+        self._done = 0
+
+    def __enter__(self) -> _Reporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()
+
+    def message(self, text: str) -> None:
+        self._stop()
+        click.echo(text, err=True)
+
+    def start(self, files: int, nbytes: int) -> None:
+        self._files, self._done = files, 0
+        if self._use_bar:
+            self._stop()
+            self._bar, self._task = _new_bar(self._description)
+            self._bar.start()
+            self._bar.update(self._task, total=nbytes or None, description=f"0/{files} files")
+        elif self._lines and files:
+            click.echo(f"fetching {files} files ({_size(nbytes)})", err=True)
+
+    def advance(self, nbytes: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, nbytes)
+
+    def done(self, name: str) -> None:
+        self._done += 1
+        if self._bar is not None:
+            self._bar.update(self._task, description=f"{self._done}/{self._files} files")
+        elif self._lines:
+            click.echo(f"  fetched {name}", err=True)
+
+    def _stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def _new_bar(description: str) -> tuple[Bar, Any]:
+    """A transient progress bar (files, bytes, rate, ETA) on stderr."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import Progress as Bar
+
+    bar = Bar(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    return bar, bar.add_task(description, total=None)
+
+
+def _open(spec_path: Path, progress: _Reporter) -> Workspace:
+    from mirror.workspace import Workspace
+
+    return Workspace.open(spec_path, progress=progress)
 
 
 def _parse_target_option(value: str) -> Target:
@@ -202,46 +288,26 @@ def _lock_options(func: F) -> F:
     return func
 
 
-def _run_lock(spec: Spec, resolver: str, upgrade: bool, upgrade_packages: tuple[str, ...], jobs: int) -> None:
-    from mirror._http import make_session
-    from mirror.buildreqs import BuildRequirementsFinder
-    from mirror.lock import Locker, LockOptions, Previous
-    from mirror.lockfile import read_previous, to_manifest, write_lock
-    from mirror.resolve import make_resolver
-    from mirror.simple import SimpleClient
+def _lock_options_value(resolver: str, upgrade: bool, upgrade_packages: tuple[str, ...], jobs: int = 4) -> LockOptions:
+    from mirror.lock import LockOptions
 
-    session = make_session()
-    previous = {
-        name: Previous(runtime=runtime, build=build)
-        for name, (runtime, build) in read_previous(spec.lockfiles, [t.name for t in spec.targets]).items()
-    }
-    locker = Locker(
-        spec,
-        resolver=make_resolver(resolver),
-        client=SimpleClient(spec.upstream, session),
-        finder=BuildRequirementsFinder(
-            index_url=spec.upstream, cache_dir=spec.wheelhouse / ".cache" / "build-requirements"
-        ),
-        session=session,
-        options=LockOptions(upgrade=upgrade, upgrade_packages=upgrade_packages, jobs=jobs),
-        progress=lambda message: click.echo(message, err=True),
-    )
-    from mirror.builtwheels import Registry, with_built_wheels
+    return LockOptions(resolver=resolver, upgrade=upgrade, upgrade_packages=upgrade_packages, jobs=jobs)
 
-    result = locker.lock(previous)
-    # wheels built here earlier (mirror fetch) stay in the lock while their sdist is unchanged
-    manifest = with_built_wheels(to_manifest(result), Registry(spec.wheelhouse), spec.wheelhouse / "files")
-    changed = write_lock(manifest, spec.lockfiles)
-    for target_lock in result.targets:
-        sdists = sum(1 for p in target_lock.runtime for f in p.files if f.kind == "sdist")
-        names = [p.name for p in target_lock.build]
+
+def _print_lock(result: LockResult) -> None:
+    manifest = result.manifest
+    for entry in manifest.targets:
+        runtime, build = entry.runtime(), entry.build()
+        sdists = sum(1 for p in runtime for f in p.files if manifest.files[f].kind == "sdist")
+        names = [p.name for p in build]
         conflicts = sorted({n for n in names if names.count(n) > 1})
         click.echo(
-            f"{target_lock.target.name}: {len(target_lock.runtime)} packages ({sdists} sdists),"
-            f" {len(target_lock.build)} build packages for {len(target_lock.needs)} builds"
+            f"{entry.name}: {len(runtime)} packages ({sdists} sdists),"
+            f" {len(build)} build packages for {len(entry.builds)} builds"
             + (f"; conflicting build versions kept: {', '.join(conflicts)}" if conflicts else "")
         )
-    where = spec.lockfiles
+    where = result.lockfiles
+    changed = result.changed
     click.echo(f"{len(changed)} files changed in {where}" if changed else f"lockfiles in {where} are up to date")
 
 
@@ -251,104 +317,17 @@ def _run_lock(spec: Spec, resolver: str, upgrade: bool, upgrade_packages: tuple[
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=4, show_default=True, help="Targets in parallel.")
 def lock(spec_path: Path, resolver: str, upgrade: bool, upgrade_packages: tuple[str, ...], jobs: int) -> None:
     """Resolve every target, with the recursive build-requirement closure, into lockfiles/."""
-    _run_lock(load_spec(spec_path), resolver, upgrade, upgrade_packages, jobs)
+    with _Reporter() as progress:
+        result = _open(spec_path, progress).lock(_lock_options_value(resolver, upgrade, upgrade_packages, jobs))
+    _print_lock(result)
 
 
 # -- mirror fetch / check / sync ------------------------------------------------------------------------------
 
 
-def _size(nbytes: int) -> str:
-    from mirror._units import human_size
-
-    return human_size(nbytes)
-
-
-class _PlainProgress:
-    """One line per file when stderr is not a terminal (CI logs)."""
-
-    def start(self, files: int, nbytes: int) -> None:
-        if files:
-            click.echo(f"fetching {files} files ({_size(nbytes)})", err=True)
-
-    def advance(self, nbytes: int) -> None:
-        pass
-
-    def done(self, file: FileEntry) -> None:
-        click.echo(f"  fetched {file.filename}", err=True)
-
-
-class _BarProgress:
-    """A progress bar (files, bytes, rate, ETA) on a terminal."""
-
-    def __init__(self, description: str = "fetching") -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._task = self._progress.add_task(description, total=None)
-        self._files = 0
-        self._done = 0
-
-    def __enter__(self) -> _BarProgress:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def start(self, files: int, nbytes: int) -> None:
-        self._files = files
-        self._progress.update(self._task, total=nbytes or None, description=f"0/{files} files")
-
-    def advance(self, nbytes: int) -> None:
-        self._progress.advance(self._task, nbytes)
-
-    def done(self, item: object) -> None:  # a FileEntry (fetch) or a member path (bundle)
-        self._done += 1
-        self._progress.update(self._task, description=f"{self._done}/{self._files} files")
-
-
-def _run_fetch(spec: Spec, targets: tuple[str, ...], jobs: int, offline: bool, build: bool = True) -> None:
-    from contextlib import nullcontext
-
-    from mirror._http import make_session
-    from mirror.fetch import fetch
-    from mirror.manifest import load_manifest
-
-    manifest = load_manifest(spec.lockfiles)
-    if spec.policy.build_wheels:  # wheels built here are rebuilt if they went missing, never downloaded
-        from mirror.builtwheels import Registry, with_built_wheels
-
-        manifest = with_built_wheels(
-            manifest.without_built_wheels(), Registry(spec.wheelhouse), spec.wheelhouse / "files"
-        )
-    files_dir = spec.wheelhouse / "files"
-    bar = _BarProgress() if sys.stderr.isatty() and not offline else None
-    with bar if bar is not None else nullcontext():
-        result = fetch(
-            manifest,
-            files_dir,
-            session=make_session(),
-            targets=targets,
-            jobs=jobs,
-            offline=offline,
-            progress=bar or _PlainProgress(),
-        )
+def _print_fetch(outcome: FetchOutcome, offline: bool) -> bool:
+    """Print what fetch did; ``False`` when ``--offline`` found files missing."""
+    result = outcome.download
     click.echo(f"{'target':<28} {'files':>6} {'size':>10} {'new':>5} {'reused':>7}")
     for stats in result.targets:
         click.echo(f"{stats.name:<28} {stats.files:>6} {_size(stats.nbytes):>10} {stats.new:>5} {stats.reused:>7}")
@@ -357,60 +336,27 @@ def _run_fetch(spec: Spec, targets: tuple[str, ...], jobs: int, offline: bool, b
             click.echo(f"{len(result.missing)} files missing (--offline downloads nothing):")
             for name in result.missing:
                 click.echo(f"  {name}")
-            raise SystemExit(1)
+            return False
         click.echo("every locked file is here")
-        return
+        return True
     click.echo(
         f"downloaded {len(result.downloaded)} files ({_size(result.nbytes)}), {len(result.reused)} already here;"
-        f" verified by sha256 in {files_dir}"
+        f" verified by sha256 in {outcome.files_dir}"
     )
-    if build and spec.policy.build_wheels:
-        manifest = _build_wheels(spec, manifest, targets)
-    _compile_report(spec, manifest, targets)
-
-
-def _build_wheels(spec: Spec, manifest: Manifest, targets: tuple[str, ...]) -> Manifest:
-    """Build wheels from sdists for the targets this host can build for; fail if the build closure is incomplete."""
-    from mirror.builtwheels import Registry, build_missing
-    from mirror.interpreters import discover
-    from mirror.lockfile import write_lock
-
-    manifest, outcomes = build_missing(
-        manifest,
-        spec.wheelhouse / "files",
-        Registry(spec.wheelhouse),
-        interpreters=discover(),
-        targets=targets,
-        progress=lambda message: click.echo(message, err=True),
-    )
-    write_lock(manifest, spec.lockfiles)
-    counts = {status: sum(1 for o in outcomes if o.status == status) for status in ("built", "reused", "skipped")}
-    if outcomes:
+    if outcome.builds:
+        counts = {s: sum(1 for o in outcome.builds if o.status == s) for s in ("built", "reused", "skipped")}
         click.echo(
             f"wheels from sdists: {counts['built']} built here, {counts['reused']} already built,"
             f" {counts['skipped']} for targets this host cannot build for"
         )
-    for outcome in outcomes:
-        if outcome.status == "failed":
-            click.echo(f"warning: {outcome.detail}", err=True)
-    incomplete = [o for o in outcomes if o.status == "incomplete"]
-    if incomplete:
-        more = f" (and {len(incomplete) - 1} more)" if len(incomplete) > 1 else ""
-        raise MirrorError(f"the lock's build closure is incomplete: {incomplete[0].detail}{more}")
-    return manifest
+        for outcome_ in outcome.builds:
+            if outcome_.status == "failed":
+                click.echo(f"warning: {outcome_.detail}", err=True)
+    from mirror.compilereport import render_compile_report
 
-
-def _compile_report(spec: Spec, manifest: Manifest, targets: tuple[str, ...]) -> None:
-    """What will still compile on each target, printed and written to wheelhouse/compile-report.json."""
-    from mirror import _atomic
-    from mirror.compilereport import compile_report, render_compile_report
-
-    report = compile_report(manifest, built={})
-    if targets:
-        report = {name: entries for name, entries in report.items() if name in targets}
-    _atomic.write_text(spec.wheelhouse / "compile-report.json", json.dumps(report, indent=2) + "\n")
-    for line in render_compile_report(report):
+    for line in render_compile_report(outcome.compile_report or {}):
         click.echo(line)
+    return True
 
 
 def _fetch_options(func: F) -> F:
@@ -434,7 +380,13 @@ def fetch(spec_path: Path, targets: tuple[str, ...], jobs: int, offline: bool, n
     With policy.build-wheels, sdists are then built into wheels for the targets this host can build for, with
     build isolation fed only from the wheelhouse; the report lists what will still compile on each target.
     """
-    _run_fetch(load_spec(spec_path), targets, jobs, offline, build=not no_build)
+    from mirror.workspace import FetchOptions
+
+    options = FetchOptions(targets=targets, jobs=jobs, offline=offline, build=not no_build)
+    with _Reporter("lines", "fetching", bar=not offline) as progress:
+        outcome = _open(spec_path, progress).fetch(options)
+    if not _print_fetch(outcome, offline):
+        raise SystemExit(1)
 
 
 @main.command()
@@ -442,45 +394,31 @@ def fetch(spec_path: Path, targets: tuple[str, ...], jobs: int, offline: bool, n
 @click.option("-t", "--target", "targets", multiple=True, metavar="NAME", help="Only this target (repeatable).")
 def check(spec_path: Path, targets: tuple[str, ...]) -> None:
     """Re-hash every locked file in the wheelhouse; report missing or corrupt ones (exit 1 if any)."""
-    from mirror.fetch import check as check_files
-    from mirror.fetch import stray_partials
-    from mirror.manifest import load_manifest
-
-    spec = load_spec(spec_path)
-    files_dir = spec.wheelhouse / "files"
-    result = check_files(load_manifest(spec.lockfiles), files_dir, targets=targets)
+    result = _open(spec_path, _Reporter()).check(targets)
     for name in result.missing:
         click.echo(f"missing  {name}")
     for line in result.corrupt:
         click.echo(f"corrupt  {line}")
-    partials = stray_partials(files_dir)
-    if partials:
-        click.echo(f"{len(partials)} unfinished downloads (*.part) will be resumed by the next fetch")
+    if result.partials:
+        click.echo(f"{len(result.partials)} unfinished downloads (*.part) will be resumed by the next fetch")
     click.echo(f"{len(result.ok)} ok, {len(result.missing)} missing, {len(result.corrupt)} corrupt")
     if result.missing or result.corrupt:
         raise SystemExit(1)
 
 
-def _run_index(spec: Spec) -> None:
-    from mirror.builtwheels import Registry, with_built_wheels
-    from mirror.index import write_index
-    from mirror.manifest import load_manifest
-
-    manifest = with_built_wheels(load_manifest(spec.lockfiles), Registry(spec.wheelhouse), spec.wheelhouse / "files")
-    result = write_index(manifest, spec.wheelhouse)
+def _print_index(result: IndexResult, simple: Path) -> None:
     for name in result.skipped:
         click.echo(f"not indexed (missing or unverified; run mirror fetch): {name}", err=True)
-    click.echo(
-        f"index: {result.projects} projects, {result.files} files in {spec.wheelhouse / 'simple'}"
-        f" ({len(result.written)} pages rewritten)"
-    )
+    pages = len(result.written)
+    click.echo(f"index: {result.projects} projects, {result.files} files in {simple} ({pages} pages rewritten)")
 
 
 @main.command()
 @spec_option
 def index(spec_path: Path) -> None:
     """Write wheelhouse/simple: a static PEP 503 + PEP 691 index (with PEP 658 metadata) of the fetched files."""
-    _run_index(load_spec(spec_path))
+    workspace = _open(spec_path, _Reporter())
+    _print_index(workspace.index(), workspace.simple)
 
 
 @main.command()
@@ -496,10 +434,16 @@ def sync(
     jobs: int,
 ) -> None:
     """lock, fetch, index: one command from mirror.toml to a verified, servable wheelhouse."""
-    spec = load_spec(spec_path)
-    _run_lock(spec, resolver, upgrade, upgrade_packages, 4)
-    _run_fetch(spec, targets, jobs, offline=False)
-    _run_index(spec)
+    from mirror.workspace import FetchOptions
+
+    with _Reporter("lines", "fetching") as progress:
+        workspace = _open(spec_path, progress)
+        result = workspace.sync(
+            _lock_options_value(resolver, upgrade, upgrade_packages), FetchOptions(targets=targets, jobs=jobs)
+        )
+    _print_lock(result.lock)
+    _print_fetch(result.fetch, offline=False)
+    _print_index(result.index, workspace.simple)
 
 
 # -- mirror nginx-config ---------------------------------------------------------------------------------------
@@ -526,14 +470,16 @@ def nginx_config(
     Accept-negotiated PEP 691 JSON / PEP 503 HTML, long-cached files, 404 for everything internal, GET/HEAD only.
     Without --root the spec is read for its wheelhouse; with --root no spec is needed.
     """
+    from mirror.layout import HOME_PAGE, simple_dir
     from mirror.nginx import DEFAULT_LISTEN, DEFAULT_SERVER_NAME, render_nginx_config, write_nginx_config
 
     wheelhouse = (root if root is not None else load_spec(spec_path).wheelhouse).resolve()
     text = render_nginx_config(
         wheelhouse, listen=listen or DEFAULT_LISTEN, server_name=server_name or DEFAULT_SERVER_NAME
     )
-    if not (wheelhouse / "simple" / "index.html").is_file():
-        click.echo(f"warning: {wheelhouse / 'simple' / 'index.html'} does not exist yet (run mirror index)", err=True)
+    root_page = simple_dir(wheelhouse) / HOME_PAGE
+    if not root_page.is_file():
+        click.echo(f"warning: {root_page} does not exist yet (run mirror index)", err=True)
     if output is None:
         click.echo(text, nl=False)
         return
@@ -545,31 +491,15 @@ def nginx_config(
 
 
 def _devpi_publish(
-    spec: Spec, url: str, index_name: str, user: str | None, password: str | None
-) -> tuple[str, list[str]]:
-    """Publish the workspace's wheelhouse; print the counts; (the index's simple URL, lockfile paths)."""
-    from mirror._http import make_session
-    from mirror.builtwheels import Registry, with_built_wheels
-    from mirror.devpi import IndexName, publish
-    from mirror.manifest import load_manifest
-
-    index = IndexName.parse(index_name)
-    files_dir = spec.wheelhouse / "files"
-    manifest = with_built_wheels(load_manifest(spec.lockfiles), Registry(spec.wheelhouse), files_dir)
-    result = publish(
-        manifest,
-        files_dir,
-        url=url,
-        index=index,
-        user=user,
-        password=password,
-        session=make_session(),
-        progress=lambda message: click.echo(message, err=True),
-    )
+    workspace: Workspace, url: str, index_name: str, user: str | None, password: str | None
+) -> PublishOutcome:
+    """Publish the workspace's wheelhouse and print the counts."""
+    outcome = workspace.publish_devpi(url, index_name, user=user, password=password)
+    result = outcome.result
     if result.created_user:
-        click.echo(f"created devpi user {user or index.user}")
+        click.echo(f"created devpi user {user or index_name.partition('/')[0]}")
     if result.created_index:
-        click.echo(f"created index {index}: no bases (never proxies PyPI), non-volatile")
+        click.echo(f"created index {index_name}: no bases (never proxies PyPI), non-volatile")
     if result.bases:
         click.echo(
             f"warning: {result.index_url} inherits from {', '.join(result.bases)}:"
@@ -580,8 +510,7 @@ def _devpi_publish(
         click.echo(f"not published (missing or unverified; run mirror fetch): {name}", err=True)
     counts = f"uploaded {len(result.uploaded)}, already there {len(result.present)}, skipped {len(result.skipped)}"
     click.echo(counts)
-    locks = [str(spec.lockfiles / f"{t.name}.txt") for t in manifest.targets]
-    return result.simple_url, locks
+    return outcome
 
 
 @main.group()
@@ -601,8 +530,9 @@ def publish_devpi(spec_path: Path, url: str, index_name: str, user: str | None, 
     The index is created if missing as a non-volatile stage with no bases: it never falls back to PyPI, and a
     published file never changes. Files already there (same name and sha256) are not uploaded again.
     """
-    simple_url, _ = _devpi_publish(load_spec(spec_path), url, index_name, user, password)
-    click.echo(f"index: {simple_url}")
+    with _Reporter() as progress:
+        outcome = _devpi_publish(_open(spec_path, progress), url, index_name, user, password)
+    click.echo(f"index: {outcome.result.simple_url}")
 
 
 def _stop_on_signal(signum: int, frame: object) -> None:
@@ -637,7 +567,8 @@ def devpi_serve(
     from mirror._http import make_session
     from mirror.devpi import DevpiServer, init_serverdir, stored_password
 
-    spec = load_spec(spec_path)
+    progress = _Reporter()
+    workspace = _open(spec_path, progress)
     if password is None:
         password = stored_password(serverdir, user)
         click.echo(f"password of devpi user {user}: in {serverdir / '.mirror-credentials'}")
@@ -651,8 +582,9 @@ def devpi_serve(
     try:
         with server:
             server.wait_ready(make_session(retries=0))
-            simple_url, locks = _devpi_publish(spec, server.url, index_name or f"{user}/mirror", user, password)
-            lock = locks[0] if locks else "requirements.txt"
+            outcome = _devpi_publish(workspace, server.url, index_name or f"{user}/mirror", user, password)
+            simple_url = outcome.result.simple_url
+            lock = outcome.lockfiles[0] if outcome.lockfiles else "requirements.txt"
             # pip ignores a plain-HTTP index off this machine unless it is trusted
             trusted = "" if host in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::") else f" --trusted-host {host}"
             click.echo(f"devpi-server {server.url} (log: {server.log_path}); Ctrl-C stops it")
@@ -744,10 +676,8 @@ def relocate_uv_lock(spec_path: Path, uv_lock: Path, mirror_url: str, output: Pa
     dropped, so uv chooses among the files the mirror serves. Refuses, listing them, when a package one of the
     spec's targets installs has no locked file in the wheelhouse.
     """
-    from mirror.uvlock import relocate_uv_lock as relocate
-
     out = output if output is not None else uv_lock
-    result = relocate(uv_lock, url=mirror_url, spec=load_spec(spec_path), out=out)
+    result = _open(spec_path, _Reporter()).relocate_uv_lock(uv_lock, url=mirror_url, out=out)
     click.echo(f"wrote {out}: {result.packages} packages, {len(result.kept)} files at {result.index_url}")
     dropped = len(result.dropped)
     click.echo(
@@ -888,24 +818,14 @@ def doctor(project_dir: Path, spec_path: Path, target_name: str | None, as_json:
     Imports no locked distribution provides, `uv run` builds without build requirements, setup_requires,
     unpinned requirements, sdists compiling on the target, a uv.lock pointing at PyPI, venvs kept across deploys.
     """
-    from mirror.builtwheels import Registry, with_built_wheels
-    from mirror.doctor import choose_target, diagnose, mirror_view, read_project_files
-    from mirror.manifest import load_manifest
-
-    spec = load_spec(spec_path)
-    files_dir = spec.wheelhouse / "files"
-    manifest = with_built_wheels(load_manifest(spec.lockfiles), Registry(spec.wheelhouse), files_dir)
-    target = choose_target(manifest, target_name, host_target().name)
-    report = diagnose(
-        read_project_files(project_dir), mirror_view(manifest, target, files_dir), project=str(project_dir)
-    )
+    report = _open(spec_path, _Reporter()).doctor(project_dir, target_name)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         for line in report.render():
             click.echo(line)
     if report.errors:
-        sys.exit(1)
+        raise SystemExit(1)
 
 
 # -- mirror verify ---------------------------------------------------------------------------------------------
@@ -931,33 +851,16 @@ def verify_command(
     build every sdist, and install each --project; foreign targets get static checks (hashes, tags, build
     closure). Prints a step-by-target table; exit 1 if any step failed.
     """
-    import tempfile
+    from mirror.workspace import VerifyOptions
 
-    from mirror.manifest import load_manifest
-    from mirror.verify import Report, enter_namespace, inner_argv, render_table, run_isolated, verify
-
-    spec = load_spec(spec_path)
-    for name in targets:
-        spec.target(name)
-    report: Report
-    if inside:
-        manifest = load_manifest(spec.lockfiles)
-        with tempfile.TemporaryDirectory(prefix="mirror-ns-") as scratch:
-            notes = enter_namespace(Path(scratch))
-            report = verify(
-                manifest,
-                wheelhouse=spec.wheelhouse,
-                lockfiles=spec.lockfiles,
-                targets=[spec.target(n).name for n in targets],
-                projects=[p.absolute() for p in projects],
-                progress=lambda message: click.echo(message, err=True),
-            )
-        report = Report(targets=report.targets, steps=report.steps, notes=(*notes, *report.notes))
-    else:
-        report = run_isolated(inner_argv(spec=spec_path, targets=targets, projects=projects))
+    options = VerifyOptions(targets=targets, projects=projects, inside=inside)
+    with _Reporter() as progress:
+        report = _open(spec_path, progress).verify(options)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
+        from mirror.verify import render_table
+
         click.echo(render_table(report), nl=False)
     if not report.ok:
         raise SystemExit(1)
@@ -969,57 +872,6 @@ def verify_command(
 @main.group()
 def bundle() -> None:
     """Carry the mirror across the air gap: one hash-checked archive, full or incremental."""
-
-
-_SUFFIXES: dict[str, Compression] = {".tar.zst": "zst", ".tar.gz": "gz", ".tgz": "gz"}
-
-
-def _bundle_path(out: Path, fmt: str) -> tuple[Path, Compression]:
-    """The archive's path and compression: a known suffix decides; otherwise --format's, appended."""
-    from mirror.bundle import default_compression
-
-    suffix = next((s for s in _SUFFIXES if out.name.endswith(s)), None)
-    if suffix is not None:
-        named = _SUFFIXES[suffix]
-        if fmt != "auto" and fmt != named:
-            raise MirrorError(f"{out}: the name says .{named}, --format says {fmt}")
-        return out, named
-    compression: Compression = default_compression() if fmt == "auto" else ("zst" if fmt == "zst" else "gz")
-    return out.with_name(f"{out.name}.tar.{compression}"), compression
-
-
-def _bundle_progress(description: str) -> AbstractContextManager[BundleProgress]:
-    """A bar on a terminal; silence otherwise (a bundle can hold thousands of files)."""
-    from contextlib import nullcontext
-
-    from mirror.bundle import NullProgress
-
-    return _BarProgress(description) if sys.stderr.isatty() else nullcontext(NullProgress())
-
-
-def _prepare_tool(spec: Spec, values: tuple[str, ...], compression: str, jobs: int) -> ToolPayload:
-    """Lock and fetch offline-mirror's own dependencies for the tool targets; the bundle's ToolPayload."""
-    from mirror import selfinstall
-    from mirror._http import make_session
-    from mirror.bundle import ToolPayload
-    from mirror.fetch import FetchError, fetch
-    from mirror.manifest import load_manifest
-
-    chosen = [_parse_target_option(v) for v in values] if values else list(spec.targets)
-    targets = selfinstall.tool_targets(chosen)
-    tool_spec = selfinstall.tool_spec(spec, targets, extra=["zstandard"] if compression == "zst" else [])
-    click.echo(f"offline-mirror {selfinstall.version()} and its dependencies for {', '.join(t.name for t in targets)}")
-    try:
-        _run_lock(tool_spec, "uv", False, (), 4)
-        manifest = load_manifest(tool_spec.lockfiles)
-        result = fetch(manifest, tool_spec.wheelhouse / "files", session=make_session(), jobs=jobs)
-        if result.missing:
-            raise FetchError(f"not fetched: {', '.join(result.missing)}")
-    except MirrorError as exc:
-        raise MirrorError(
-            f"offline-mirror's own dependencies from {spec.upstream}: {exc} (leave the tool out with --no-tool)"
-        ) from None
-    return ToolPayload(wheel=selfinstall.tool_wheel(), spec=tool_spec, manifest=manifest)
 
 
 @bundle.command("export")
@@ -1065,43 +917,31 @@ def bundle_export(
     Every member's path, size and sha256 are in its first member, bundle.json, and in OUT.manifest.json beside
     it: keep that file to export the next delta with --since.
     """
-    from mirror.bundle import build_manifest, delta, plan, read_manifest, write_bundle, write_manifest
-    from mirror.manifest import load_manifest
+    from mirror.bundle.export import ExportOptions
 
-    spec = load_spec(spec_path)
-    manifest = load_manifest(spec.lockfiles)
-    out, compression = _bundle_path(out, fmt)
-    previous = read_manifest(since) if since is not None else None
-    client_files = None
-    if url is not None:
-        from mirror.config import ClientConfig, render_files
-
-        config = ClientConfig.for_url(url)
-        if config.has_credentials:
-            raise MirrorError("--url: holds credentials; a bundle is read by many: give the URL without them")
-        client_files = render_files(config)
-    tool: ToolPayload | None = None if no_tool else _prepare_tool(spec, tool_targets, compression, jobs)
-    contents = plan(spec, manifest, client_files=client_files, tool=tool)
-    members = delta(contents, previous) if previous is not None else contents
-    bundle_manifest = build_manifest(
-        members,
-        contents,
-        base=previous.id if previous is not None else None,
-        compression=compression,
-        targets=[t.name for t in manifest.targets],
-        tool_targets=[t.name for t in tool.manifest.targets] if tool is not None else [],
+    options = ExportOptions(
+        since=since,
+        format=fmt,
+        url=url,
+        tool=not no_tool,
+        tool_targets=tuple(_parse_target_option(v) for v in tool_targets),
+        jobs=jobs,
     )
-    with _bundle_progress("exporting") as progress:
-        write_bundle(out, bundle_manifest, members, progress=progress)
-    sidecar = out.with_name(out.name + ".manifest.json")
-    write_manifest(sidecar, bundle_manifest)
-    kind = f"delta on {previous.id}" if previous is not None else "full"
+    with _Reporter("quiet", "exporting") as progress:
+        result = _open(spec_path, progress).export_bundle(out, options)
+    manifest = result.manifest
+    if result.tool is not None:
+        click.echo(
+            f"offline-mirror {manifest.tool_version} and its dependencies for {', '.join(manifest.tool_targets)}"
+        )
+        _print_lock(result.tool.lock)
+    kind = f"delta on {manifest.base}" if manifest.base is not None else "full"
     click.echo(
-        f"wrote {out} ({_size(out.stat().st_size)}): {kind} bundle {bundle_manifest.id},"
-        f" {len(members)} of {len(contents)} members ({_size(bundle_manifest.nbytes)} before compression)"
+        f"wrote {result.path} ({_size(result.size)}): {kind} bundle {manifest.id},"
+        f" {result.members} of {result.contents} members ({_size(manifest.nbytes)} before compression)"
     )
-    click.echo(f"manifest: {sidecar}  (next delta: mirror bundle export NEW --since {sidecar})")
-    if tool is not None:
+    click.echo(f"manifest: {result.sidecar}  (next delta: mirror bundle export NEW --since {result.sidecar})")
+    if result.tool is not None:
         click.echo("offline host: extract it and run install.sh, then: mirror bundle import BUNDLE --into DIR")
 
 
@@ -1111,7 +951,7 @@ def bundle_verify(bundle_path: Path) -> None:
     """Check every member of BUNDLE against its manifest, and that none is unsafe, without importing."""
     from mirror.bundle import read_bundle
 
-    with _bundle_progress("verifying") as progress:
+    with _Reporter("quiet", "verifying") as progress:
         result = read_bundle(bundle_path, progress=progress)
     manifest = result.manifest
     base = f" on {manifest.base}" if manifest.base else ""
@@ -1133,10 +973,10 @@ def bundle_verify(bundle_path: Path) -> None:
 )
 def bundle_import(bundle_path: Path, into: Path) -> None:
     """Verify BUNDLE completely, then merge it into the mirror at --into and regenerate its index."""
-    from mirror.bundle import import_bundle
+    from mirror.workspace import Workspace
 
-    with _bundle_progress("importing") as progress:
-        result = import_bundle(bundle_path, into, progress=progress)
+    with _Reporter("quiet", "importing") as progress:
+        result = Workspace.at(into, progress=progress).import_bundle(bundle_path)
     manifest = result.manifest
     if result.already_imported and not result.changed:
         click.echo(f"{bundle_path}: bundle {manifest.id} is already imported into {into}; nothing changed")

@@ -56,6 +56,7 @@ from mirror._process import Runner, run_command
 from mirror._verified import verified_files
 from mirror.errors import MirrorError
 from mirror.manifest import FileEntry, Manifest
+from mirror.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +266,7 @@ def publish(
     session: requests.Session,
     user: str | None = None,
     password: str | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> PublishResult:
     """Upload every locked, verified file of the wheelhouse that the devpi index does not have yet.
 
@@ -305,8 +306,8 @@ def publish(
     for file in work.upload:
         client.upload(index, file, files_dir / file.relpath)
         uploaded.append(file.filename)
-        if progress:
-            progress(f"uploaded {file.filename}")
+        if progress is not None:
+            progress.message(f"uploaded {file.filename}")
     return PublishResult(
         index_url=index_url,
         uploaded=tuple(uploaded),

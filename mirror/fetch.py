@@ -13,7 +13,6 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import requests
 
@@ -21,33 +20,13 @@ from mirror._download import DownloadError, download, fsync_directory
 from mirror._verified import VerifiedRecord, sha256_file
 from mirror.errors import MirrorError
 from mirror.manifest import FileEntry, Manifest, TargetEntry
+from mirror.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
 
 
 class FetchError(MirrorError):
     """Some locked files could not be fetched."""
-
-
-class FetchProgress(Protocol):
-    """How fetch reports progress (the CLI draws a bar or prints lines; the library never prints)."""
-
-    def start(self, files: int, nbytes: int) -> None: ...
-
-    def advance(self, nbytes: int) -> None: ...
-
-    def done(self, file: FileEntry) -> None: ...
-
-
-class NullProgress:
-    def start(self, files: int, nbytes: int) -> None:
-        pass
-
-    def advance(self, nbytes: int) -> None:
-        pass
-
-    def done(self, file: FileEntry) -> None:
-        pass
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,6 +54,7 @@ class CheckResult:
     ok: tuple[str, ...]
     missing: tuple[str, ...]
     corrupt: tuple[str, ...]  # "file: sha256 X, expected Y"
+    partials: tuple[Path, ...] = ()  # unfinished downloads, resumed by the next fetch
 
 
 def files_for(targets: Iterable[TargetEntry], manifest: Manifest) -> dict[str, FileEntry]:
@@ -90,7 +70,7 @@ def fetch(
     targets: Sequence[str] = (),
     jobs: int = 8,
     offline: bool = False,
-    progress: FetchProgress | None = None,
+    progress: Progress | None = None,
 ) -> FetchResult:
     """Bring every file the chosen targets use into ``files_dir`` (all targets when none are named)."""
     progress = progress or NullProgress()
@@ -136,7 +116,7 @@ def fetch(
             record.add(file)
             downloaded.append(file.filename)
             nbytes += (files_dir / file.relpath).stat().st_size
-            progress.done(file)
+            progress.done(file.filename)
     for directory in sorted({(files_dir / name).parent for name in (wanted[n].relpath for n in downloaded)}):
         fsync_directory(directory)
     record.save()
@@ -152,7 +132,7 @@ def fetch(
     )
 
 
-def _fetch_one(session: requests.Session, file: FileEntry, files_dir: Path, progress: FetchProgress) -> None:
+def _fetch_one(session: requests.Session, file: FileEntry, files_dir: Path, progress: Progress) -> None:
     assert file.url is not None
     download(session, file.url, files_dir / file.relpath, sha256=file.sha256, size=file.size, on_bytes=progress.advance)
 
@@ -193,7 +173,9 @@ def check(manifest: Manifest, files_dir: Path, *, targets: Sequence[str] = ()) -
             record.forget(file)
     if files_dir.is_dir():
         record.save()
-    return CheckResult(ok=tuple(ok), missing=tuple(missing), corrupt=tuple(corrupt))
+    return CheckResult(
+        ok=tuple(ok), missing=tuple(missing), corrupt=tuple(corrupt), partials=tuple(stray_partials(files_dir))
+    )
 
 
 def stray_partials(files_dir: Path) -> list[Path]:

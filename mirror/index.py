@@ -25,7 +25,7 @@ import os
 import stat
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from mirror._units import human_size
 from mirror._verified import verified_stats
 from mirror.errors import MirrorError
 from mirror.manifest import FileEntry, Manifest
+from mirror.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +308,7 @@ def write_index(
     manifest: Manifest,
     wheelhouse: Path,
     *,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> IndexResult:
     """Write ``wheelhouse/simple`` for every verified file of the lock; rewrite only what changed.
 
@@ -341,8 +342,8 @@ def write_index(
             batch.write_text(page_dir / "index.json", project_json(name, projects[name]))
             batch.write_text(page_dir / "index.html", project_html(name, projects[name]))
             written.append(name)
-            if progress:
-                progress(f"indexed {name}")
+            if progress is not None:
+                progress.message(f"indexed {name}")
         if written or set(known) != set(projects) or not (simple / "index.html").is_file():
             batch.write_text(simple / "index.json", root_json(projects))
             batch.write_text(simple / "index.html", root_html(projects))

@@ -11,27 +11,32 @@ For each target:
    that is itself an sdist is followed in turn, until nothing new appears. Different sdists may need different
    versions of the same build requirement: all are kept, and the lock says which sdist needs which.
 
-The result is written by :mod:`mirror.lockfile`. Nothing is written unless every target locked.
+The result is a :class:`~mirror.manifest.Manifest`, the one lock model every later stage reads, written by
+:mod:`mirror.lockfile`. Nothing is written unless every target locked.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import requests
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from mirror import __version__
 from mirror._download import download_verified
 from mirror.buildreqs import BuildRequirements, BuildRequirementsFinder
 from mirror.errors import MirrorError
+from mirror.layout import files_dir
+from mirror.manifest import BuildEntry, FileEntry, Manifest, PackageEntry, Role, TargetEntry
+from mirror.progress import NullProgress, Progress
 from mirror.resolve import Pin, Resolver, ResolveRequest
 from mirror.simple import DistFile, SimpleClient
 from mirror.sources import Inputs, Project, collect_inputs
@@ -39,9 +44,6 @@ from mirror.spec import SdistPolicy, Spec
 from mirror.targets import Target
 
 log = logging.getLogger(__name__)
-
-Role = Literal["runtime", "build"]
-Progress = Callable[[str], None]
 
 
 class LockError(MirrorError):
@@ -52,59 +54,20 @@ class LockError(MirrorError):
 class LockOptions:
     """How to lock."""
 
+    resolver: str = "uv"  # "uv" or "pip-tools" (mirror.resolve.make_resolver)
     upgrade: bool = False
     upgrade_packages: tuple[str, ...] = ()
-    jobs: int = 4
+    jobs: int = 4  # targets locked in parallel
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class LockedPackage:
-    """One pinned distribution of a target, with the files that target uses."""
+class LockResult:
+    """A lock written: the manifest (with the wheels built here that are still in the wheelhouse) and the
+    lockfiles whose text changed."""
 
-    name: str
-    version: str
-    role: Role
-    files: tuple[DistFile, ...]
-    via: tuple[str, ...] = ()
-
-    @property
-    def pin(self) -> str:
-        return f"{self.name}=={self.version}"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class BuildNeed:
-    """What building one sdist (or one workspace project) needs, resolved for the target."""
-
-    requirer: str  # an sdist filename, or "project <name>"
-    requirements: BuildRequirements
-    pins: tuple[str, ...]  # name==version, sorted
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class TargetLock:
-    """Everything one target installs and builds."""
-
-    target: Target
-    runtime: tuple[LockedPackage, ...]
-    build: tuple[LockedPackage, ...]
-    needs: tuple[BuildNeed, ...]
-
-    def files(self) -> list[DistFile]:
-        seen: dict[str, DistFile] = {}
-        for package in (*self.runtime, *self.build):
-            for file in package.files:
-                seen.setdefault(file.filename, file)
-        return [seen[name] for name in sorted(seen)]
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Lock:
-    """The lock of a whole spec."""
-
-    upstream: str
-    resolver: str
-    targets: tuple[TargetLock, ...]
+    manifest: Manifest
+    changed: tuple[Path, ...]
+    lockfiles: Path
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -157,8 +120,29 @@ def choose_files(
 class _BuildState:
     """Per-target bookkeeping of the build closure."""
 
-    needs: dict[str, BuildNeed] = field(default_factory=dict)
+    needs: dict[str, BuildEntry] = field(default_factory=dict)
     packages: dict[tuple[str, str], tuple[tuple[DistFile, ...], set[str]]] = field(default_factory=dict)
+
+
+def file_entry(file: DistFile) -> FileEntry:
+    """The manifest's record of an upstream file (its sha256 known)."""
+    assert file.sha256 is not None
+    return FileEntry(
+        filename=file.filename,
+        project=file.project,
+        version=str(file.version),
+        kind=file.kind,
+        url=file.url,
+        sha256=file.sha256,
+        size=file.size,
+        requires_python=file.requires_python,
+        upload_time=file.upload_time,
+        yanked=(file.yanked_reason or True) if file.yanked else False,
+    )
+
+
+def _package(name: str, version: str, role: Role, files: Iterable[DistFile], via: tuple[str, ...]) -> PackageEntry:
+    return PackageEntry(name=name, version=version, role=role, files=tuple(f.filename for f in files), via=via)
 
 
 class Locker:
@@ -181,7 +165,7 @@ class Locker:
         self.finder = finder
         self.session = session
         self.options = options or LockOptions()
-        self.progress = progress or (lambda message: None)
+        self.progress = progress or NullProgress()
         self._download_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._build_cache: dict[tuple[str, tuple[str, ...]], list[Pin]] = {}
@@ -192,23 +176,35 @@ class Locker:
 
     # -- entry point -----------------------------------------------------------------------------------------
 
-    def lock(self, previous: dict[str, Previous] | None = None) -> Lock:
+    def lock(self, previous: dict[str, Previous] | None = None) -> Manifest:
+        """The lock of every target of the spec, as the manifest (no wheel built here in it yet)."""
         previous = previous or {}
         targets = self.spec.targets
         self.client.check()
         try:
             with ThreadPoolExecutor(max_workers=max(1, min(self.options.jobs, len(targets)))) as pool:
                 futures = [pool.submit(self.lock_target, t, previous.get(t.name, Previous())) for t in targets]
-                locks = tuple(f.result() for f in futures)
+                locked = [f.result() for f in futures]
         finally:
             self._pages.shutdown(wait=False, cancel_futures=True)
-        return Lock(upstream=self.spec.upstream, resolver=self.resolver.name, targets=locks)
+        files: dict[str, FileEntry] = {}
+        for _, target_files in locked:
+            for file in target_files:
+                files.setdefault(file.filename, file)
+        return Manifest(
+            upstream=self.spec.upstream,
+            resolver=self.resolver.name,
+            created_by=f"offline-mirror {__version__}",
+            targets=tuple(entry for entry, _ in locked),
+            files=dict(sorted(files.items())),
+        )
 
-    def lock_target(self, target: Target, previous: Previous) -> TargetLock:
+    def lock_target(self, target: Target, previous: Previous) -> tuple[TargetEntry, list[FileEntry]]:
+        """Everything ``target`` installs and builds, and the files it uses."""
         inputs = collect_inputs(self.spec.sources, target, root=self.spec.root)
         if not inputs.requirements and not inputs.projects:
             raise LockError(f"{self.spec.path}: [sources] names nothing to lock")
-        self.progress(f"{target.name}: resolving")
+        self.progress.message(f"{target.name}: resolving")
         excluded = tuple(p.name for p in inputs.projects)
         pins = self.resolver.resolve(
             ResolveRequest(
@@ -224,31 +220,31 @@ class Locker:
             )
         )
         origins = _origins(inputs)
-        runtime = tuple(
-            LockedPackage(
-                name=pin.name,
-                version=pin.version,
-                role="runtime",
-                files=files,
-                via=_via(pin, origins),
-            )
-            for pin, files in zip(pins, self._choose_all(pins, target), strict=True)
-        )
-        self.progress(f"{target.name}: {len(runtime)} packages pinned; finding build requirements")
+        chosen = self._choose_all(pins, target)
+        used = {f.filename: f for files in chosen for f in files}
+        runtime = [
+            _package(pin.name, pin.version, "runtime", files, _via(pin, origins))
+            for pin, files in zip(pins, chosen, strict=True)
+        ]
+        self.progress.message(f"{target.name}: {len(runtime)} packages pinned; finding build requirements")
         state = _BuildState()
         queue: list[tuple[str, BuildRequirements]] = []
         for project in inputs.projects:
             queue.append((f"project {project.name}", self._project_requirements(project)))
-        for package in runtime:
-            queue.extend(self._sdist_needs(package.files))
+        for files in chosen:
+            queue.extend(self._sdist_needs(files))
         while queue:
             requirer, requirements = queue.pop(0)
             if requirer in state.needs:
                 continue
             build_pins = self._resolve_build(target, requirer, requirements, previous.build)
-            state.needs[requirer] = BuildNeed(
+            state.needs[requirer] = BuildEntry(
                 requirer=requirer,
-                requirements=requirements,
+                requires=requirements.requires,
+                static=requirements.static,
+                dynamic=requirements.dynamic,
+                backend=requirements.backend,
+                error=requirements.error,
                 pins=tuple(sorted(f"{p.name}=={p.version}" for p in build_pins)),
             )
             for pin, files in zip(build_pins, self._choose_all(build_pins, target), strict=True):
@@ -257,19 +253,19 @@ class Locker:
                     state.packages[key] = (files, set())
                     queue.extend(item for item in self._sdist_needs(files) if item[0] not in state.needs)
                 state.packages[key][1].add(requirer)
-        build = tuple(
-            LockedPackage(name=name, version=version, role="build", files=files, via=tuple(sorted(requirers)))
-            for (name, version), (files, requirers) in sorted(
-                state.packages.items(), key=lambda item: (item[0][0], Version(item[0][1]))
-            )
-        )
-        self.progress(f"{target.name}: {len(build)} build packages for {len(state.needs)} builds")
-        return TargetLock(
+        build = []
+        for (name, version), (files, requirers) in sorted(
+            state.packages.items(), key=lambda item: (item[0][0], Version(item[0][1]))
+        ):
+            used.update((f.filename, f) for f in files)
+            build.append(_package(name, version, "build", files, tuple(sorted(requirers))))
+        self.progress.message(f"{target.name}: {len(build)} build packages for {len(state.needs)} builds")
+        entry = TargetEntry(
             target=target,
-            runtime=tuple(sorted(runtime, key=lambda p: p.name)),
-            build=build,
-            needs=tuple(state.needs[k] for k in sorted(state.needs)),
+            packages=(*sorted(runtime, key=lambda p: p.name), *build),
+            builds=tuple(state.needs[k] for k in sorted(state.needs)),
         )
+        return entry, [file_entry(used[name]) for name in sorted(used)]
 
     # -- pieces ----------------------------------------------------------------------------------------------
 
@@ -287,14 +283,12 @@ class Locker:
         """Upstreams without hashes: download the file once to learn its sha256."""
         if file.sha256 is not None:
             return file
-        import dataclasses
-
         path = self._local_path(file)
         sha256 = download_verified(self.session, file.url, path, sha256=None)
         return dataclasses.replace(file, sha256=sha256)
 
     def _local_path(self, file: DistFile) -> Path:
-        return self.spec.wheelhouse / "files" / file.project / file.filename
+        return files_dir(self.spec.wheelhouse) / file.project / file.filename
 
     def _download(self, file: DistFile) -> Path:
         path = self._local_path(file)
@@ -302,10 +296,9 @@ class Locker:
             file_lock = self._download_locks.setdefault(file.filename, threading.Lock())
         with file_lock:
             if not path.is_file():
-                self.progress(f"downloading {file.filename} to read its build system")
+                self.progress.message(f"downloading {file.filename} to read its build system")
                 download_verified(self.session, file.url, path, sha256=file.sha256)
         return path
-
     def _sdist_needs(self, files: Iterable[DistFile]) -> list[tuple[str, BuildRequirements]]:
         needs = []
         for file in files:

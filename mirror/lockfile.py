@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tomli_w
 from packaging.markers import Marker
@@ -26,57 +26,8 @@ from packaging.version import Version
 
 from mirror import __version__, _atomic
 from mirror.errors import MirrorError
-from mirror.manifest import MANIFEST, BuildEntry, FileEntry, Manifest, PackageEntry, TargetEntry
-
-if TYPE_CHECKING:  # rendering lockfiles (bundle import, offline) needs no resolver and no HTTP stack
-    from mirror.lock import Lock
-
-
-def to_manifest(lock: Lock) -> Manifest:
-    """The manifest of a fresh lock."""
-    files: dict[str, FileEntry] = {}
-    targets = []
-    for target_lock in lock.targets:
-        for file in target_lock.files():
-            assert file.sha256 is not None
-            files[file.filename] = FileEntry(
-                filename=file.filename,
-                project=file.project,
-                version=str(file.version),
-                kind=file.kind,
-                url=file.url,
-                sha256=file.sha256,
-                size=file.size,
-                requires_python=file.requires_python,
-                upload_time=file.upload_time,
-                yanked=(file.yanked_reason or True) if file.yanked else False,
-            )
-        packages = tuple(
-            PackageEntry(
-                name=p.name, version=p.version, role=p.role, files=tuple(f.filename for f in p.files), via=p.via
-            )
-            for p in (*target_lock.runtime, *target_lock.build)
-        )
-        builds = tuple(
-            BuildEntry(
-                requirer=need.requirer,
-                requires=need.requirements.requires,
-                static=need.requirements.static,
-                dynamic=need.requirements.dynamic,
-                backend=need.requirements.backend,
-                error=need.requirements.error,
-                pins=need.pins,
-            )
-            for need in target_lock.needs
-        )
-        targets.append(TargetEntry(target=target_lock.target, packages=packages, builds=builds))
-    return Manifest(
-        upstream=lock.upstream,
-        resolver=lock.resolver,
-        created_by=f"offline-mirror {__version__}",
-        targets=tuple(targets),
-        files=dict(sorted(files.items())),
-    )
+from mirror.layout import Layout
+from mirror.manifest import MANIFEST, FileEntry, Manifest, PackageEntry, TargetEntry
 
 
 def _header(entry: TargetEntry, manifest: Manifest, *, what: str, usage: str) -> list[str]:
@@ -155,7 +106,7 @@ def render_build_requirements(entry: TargetEntry, manifest: Manifest) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _archive(file: FileEntry, kind: type[PackageWheel] | type[PackageSdist]) -> Any:
+def _archive(file: FileEntry, kind: type[PackageWheel] | type[PackageSdist], files_path: str) -> Any:
     upload = None
     if file.upload_time:
         try:
@@ -165,15 +116,16 @@ def _archive(file: FileEntry, kind: type[PackageWheel] | type[PackageSdist]) -> 
     if file.url is None:  # built here: PEP 751 allows a path relative to the lock file
         return kind(
             name=file.filename,
-            path=f"../wheelhouse/files/{file.relpath}",
+            path=f"{files_path}/{file.relpath}",
             size=file.size,
             hashes={"sha256": file.sha256},
         )
     return kind(name=file.filename, url=file.url, size=file.size, upload_time=upload, hashes={"sha256": file.sha256})
 
 
-def build_pylock(entry: TargetEntry, manifest: Manifest) -> Pylock:
-    """The runtime lock of one target as a validated PEP 751 document."""
+def build_pylock(entry: TargetEntry, manifest: Manifest, *, files_path: str) -> Pylock:
+    """The runtime lock of one target as a validated PEP 751 document; a wheel built here is named by its path
+    below ``files_path`` (the wheelhouse's ``files/`` relative to the lockfiles)."""
     env = entry.target.marker_environment()
     marker = Marker(
         f"sys_platform == '{env['sys_platform']}' and platform_machine == '{env['platform_machine']}'"
@@ -182,8 +134,8 @@ def build_pylock(entry: TargetEntry, manifest: Manifest) -> Pylock:
     packages = []
     for package in entry.runtime():
         files = [manifest.files[f] for f in package.files]
-        wheels = [_archive(f, PackageWheel) for f in files if f.kind == "wheel"]
-        sdists = [_archive(f, PackageSdist) for f in files if f.kind == "sdist"]
+        wheels = [_archive(f, PackageWheel, files_path) for f in files if f.kind == "wheel"]
+        sdists = [_archive(f, PackageSdist, files_path) for f in files if f.kind == "sdist"]
         packages.append(
             Package(
                 name=NormalizedName(package.name),
@@ -207,31 +159,33 @@ def build_pylock(entry: TargetEntry, manifest: Manifest) -> Pylock:
     return document
 
 
-def render_pylock(entry: TargetEntry, manifest: Manifest) -> str:
+def render_pylock(entry: TargetEntry, manifest: Manifest, *, files_path: str) -> str:
     header = (
         f"# PEP 751 lock of target {entry.name} ({entry.target.describe()}),\n"
         f"# autogenerated by offline-mirror {__version__} from {manifest.upstream}. Build requirements: "
         f"{entry.name}.build.txt\n"
     )
-    return header + tomli_w.dumps(build_pylock(entry, manifest).to_dict())
+    return header + tomli_w.dumps(build_pylock(entry, manifest, files_path=files_path).to_dict())
 
 
-def outputs(manifest: Manifest) -> dict[str, str]:
-    """Every file of the lock: name -> text (the manifest last)."""
+def outputs(manifest: Manifest, layout: Layout) -> dict[str, str]:
+    """Every file of the lock in ``layout.lockfiles``: name -> text (the manifest last)."""
+    files_path = layout.files_from_lockfiles()
     out: dict[str, str] = {}
     for entry in manifest.targets:
         out[f"{entry.name}.txt"] = render_requirements(entry, manifest)
         out[f"{entry.name}.build.txt"] = render_build_requirements(entry, manifest)
-        out[f"{entry.name}.pylock.toml"] = render_pylock(entry, manifest)
+        out[f"{entry.name}.pylock.toml"] = render_pylock(entry, manifest, files_path=files_path)
     out[MANIFEST] = manifest.dumps()
     return out
 
 
-def write_lock(manifest: Manifest, directory: Path) -> list[Path]:
-    """Write every file atomically (the manifest last); return the files whose content changed."""
+def write_lock(manifest: Manifest, layout: Layout) -> list[Path]:
+    """Write every file into ``layout.lockfiles`` atomically (the manifest last); return the files whose content
+    changed."""
     changed = []
-    for name, text in outputs(manifest).items():
-        path = directory / name
+    for name, text in outputs(manifest, layout).items():
+        path = layout.lockfiles / name
         if path.is_file() and path.read_text(encoding="utf-8") == text:
             continue
         _atomic.write_text(path, text)

@@ -25,12 +25,12 @@ from packaging.utils import canonicalize_name
 import mirror
 from mirror import _atomic
 from mirror.errors import MirrorError
+from mirror.layout import SPEC
 from mirror.spec import Policy, Sources, Spec
 from mirror.targets import Target
 
 DISTRIBUTION = "offline-mirror"
 OLDEST_PYTHON = (3, 10)  # offline-mirror's requires-python
-TOOL_DIR = ".tool"  # under the wheelhouse: the tool's own workspace (lockfiles/, files/)
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -129,9 +129,9 @@ def tool_targets(targets: Sequence[Target]) -> tuple[Target, ...]:
 
 def tool_spec(spec: Spec, targets: Sequence[Target], *, extra: Iterable[str] = ()) -> Spec:
     """The workspace that locks and fetches the tool's dependencies: wheels only, under ``<wheelhouse>/.tool``."""
-    root = spec.wheelhouse / TOOL_DIR
+    root = spec.layout.tool
     return Spec(
-        path=root / "mirror.toml",
+        path=root / SPEC,
         upstream=spec.upstream,
         wheelhouse=root,
         lockfiles=root / "lockfiles",

@@ -21,9 +21,10 @@ from packaging.utils import canonicalize_name
 
 from mirror import _atomic, _toml
 from mirror.errors import InvalidSpec
+from mirror.layout import SPEC, Layout
 from mirror.targets import Target
 
-SPEC_FILENAME = "mirror.toml"
+SPEC_FILENAME = SPEC
 PYPI_SIMPLE = "https://pypi.org/simple"
 SdistPolicy = Literal["when-needed", "always", "never"]
 SDIST_POLICIES: tuple[SdistPolicy, ...] = ("when-needed", "always", "never")
@@ -90,6 +91,11 @@ class Spec:
     def root(self) -> Path:
         """The workspace directory (the one holding mirror.toml)."""
         return self.path.parent
+
+    @property
+    def layout(self) -> Layout:
+        """Where this workspace keeps its lockfiles, files, index, caches and records."""
+        return Layout(root=self.root, wheelhouse=self.wheelhouse, lockfiles=self.lockfiles)
 
     def target(self, name: str) -> Target:
         """The target called ``name``; an :class:`InvalidSpec` listing the known names otherwise."""

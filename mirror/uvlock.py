@@ -42,9 +42,8 @@ from packaging.utils import canonicalize_name
 from mirror import _atomic, _toml
 from mirror._filenames import classify
 from mirror.errors import MirrorError
-from mirror.manifest import FileEntry, load_manifest
+from mirror.manifest import FileEntry
 from mirror.sources import UvLock, parse_uv_lock
-from mirror.spec import Spec
 from mirror.targets import Target
 
 log = logging.getLogger(__name__)
@@ -360,13 +359,14 @@ def unserved(lock: UvLock, relocation: Relocation, targets: Sequence[Target]) ->
 # -- the edge -------------------------------------------------------------------------------------------------
 
 
-def relocate_uv_lock(path: Path, *, url: str, spec: Spec, out: Path) -> Relocation:
-    """Relocate the uv.lock at ``path`` onto the mirror at ``url`` serving ``spec``'s wheelhouse; write ``out``.
+def relocate_uv_lock(
+    path: Path, *, url: str, held: Mapping[str, FileEntry], targets: Sequence[Target], out: Path
+) -> Relocation:
+    """Relocate the uv.lock at ``path`` onto the mirror at ``url`` serving the files in ``held`` (by file name:
+    the locked files present and verified in its wheelhouse); write ``out``.
 
-    Refuses, writing nothing, when a package that one of ``spec``'s targets installs keeps no file.
+    Refuses, writing nothing, when a package that one of ``targets`` installs keeps no file.
     """
-    from mirror._verified import verified_files  # the files mirror index lists: present and verified
-
     label = str(path)
     try:
         text = path.read_bytes().decode("utf-8")  # bytes: line endings stay as they are
@@ -375,9 +375,8 @@ def relocate_uv_lock(path: Path, *, url: str, spec: Spec, out: Path) -> Relocati
     except (OSError, UnicodeDecodeError) as exc:
         raise RelocateError(f"{label}: cannot read: {exc}") from None
     root = mirror_root(url)
-    ready, _ = verified_files(load_manifest(spec.lockfiles), spec.wheelhouse / "files", purpose="relocated onto")
-    relocation = relocate(text, root=root, held={file.filename: file for file in ready}, label=label)
-    missing = unserved(parse_uv_lock(text, path=path, label=label), relocation, spec.targets)
+    relocation = relocate(text, root=root, held=held, label=label)
+    missing = unserved(parse_uv_lock(text, path=path, label=label), relocation, targets)
     if missing:
         count = f"{len(missing)} package{'s' if len(missing) > 1 else ''}"
         raise RelocateError(

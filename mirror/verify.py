@@ -24,8 +24,8 @@ configuration files are hidden behind empty bind mounts, and :func:`verify` runs
   every build in the manifest held by the wheelhouse.
 
 A failed step keeps the last lines of its output and what was missing: requirements named by pip's or uv's
-error, and every URL the mirror answered 404. Nothing is printed: progress goes through a callback, and the
-inner process hands its :class:`Report` to the outer one as JSON.
+error, and every URL the mirror answered 404. Nothing is printed: progress goes through a
+:class:`~mirror.progress.Progress`, and the inner process hands its :class:`Report` to the outer one as JSON.
 
 A ``--project`` whose setup.py/setup.cfg asks for ``setup_requires`` also runs ``setup.py egg_info`` with pip's
 configuration hidden, so setuptools' own fetcher must find them through pydistutils.cfg alone.
@@ -46,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +57,7 @@ from mirror.errors import MirrorError
 from mirror.fetch import check
 from mirror.interpreters import Interpreter, discover, interpreter_for
 from mirror.manifest import FileEntry, Manifest, TargetEntry
+from mirror.progress import NullProgress, Progress
 from mirror.serve import AccessRecord, serving
 from mirror.sources import parse_uv_lock
 from mirror.uvlock import relocate, unserved
@@ -89,7 +90,6 @@ NAMESPACE_HINT = (
 #: unless PIP_CONFIG_FILE is os.devnull; uv reads /etc/uv/uv.toml). Inside the namespace each is bind-mounted over.
 SITE_CONFIGS = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", "/etc/uv/uv.toml", "/etc/xdg/uv/uv.toml")
 TAIL_LINES = 15
-Progress = Callable[[str], None]
 
 _MISSING_PATTERNS = (
     re.compile(r"No matching distribution found for ([^\s;]+)"),
@@ -506,7 +506,7 @@ def _dynamic_steps(
     pip_venv, uv_venv = work / f"{name}-pip", work / f"{name}-uv"
     pip_python, uv_python = pip_venv / "bin" / "python", uv_venv / "bin" / "python"
 
-    progress(f"{name}: pip install --require-hashes -r {lock.name} ({interpreter.describe()})")
+    progress.message(f"{name}: pip install --require-hashes -r {lock.name} ({interpreter.describe()})")
     made = session.run([str(interpreter.path), "-m", "venv", str(pip_venv)])
     if made.returncode != 0:
         steps.append(session.step("pip install", name, made, ""))
@@ -525,7 +525,7 @@ def _dynamic_steps(
         )
         steps.append(session.step("pip install", name, done, f"installed {lock.name} with the venv's bundled pip"))
 
-    progress(f"{name}: uv pip install -r {lock.name}")
+    progress.message(f"{name}: uv pip install -r {lock.name}")
     made = session.run([uv, "venv", "--no-project", "--python", str(interpreter.path), str(uv_venv)])
     if made.returncode != 0:
         steps.append(session.step("uv pip install", name, made, ""))
@@ -534,14 +534,14 @@ def _dynamic_steps(
         steps.append(session.step("uv pip install", name, done, f"installed {lock.name} with uv"))
 
     if steps[0].ok:
-        progress(f"{name}: importing every installed module")
+        progress.message(f"{name}: importing every installed module")
         steps.append(_imports(session, entry, pip_python))
 
     sdists = [manifest.files[f] for f in entry.filenames() if manifest.files[f].kind == "sdist"]
     if sdists and pip_python.exists():
         failed: list[Step] = []
         for sdist in sdists:
-            progress(f"{name}: pip wheel --no-deps {sdist.filename}")
+            progress.message(f"{name}: pip wheel --no-deps {sdist.filename}")
             done = session.run(
                 [
                     str(pip_python),
@@ -572,7 +572,7 @@ def _dynamic_steps(
 
     for project in projects:
         label = f"project {project.name}"
-        progress(f"{name}: pip install {project}")
+        progress.message(f"{name}: pip install {project}")
         venv = work / f"{name}-project-{project.name}"
         made = session.run([str(interpreter.path), "-m", "venv", str(venv)])
         if made.returncode != 0:
@@ -613,7 +613,7 @@ def _setup_requires_step(
     """``setup.py egg_info`` in a copy of the project with pip's configuration hidden: setuptools' fetcher must get
     ``setup_requires`` from the mirror through ``[easy_install] index_url`` in pydistutils.cfg alone."""
     name = f"{label}: setup_requires"
-    progress(f"{target}: setup.py egg_info in {project} (setup_requires through pydistutils.cfg alone)")
+    progress.message(f"{target}: setup.py egg_info in {project} (setup_requires through pydistutils.cfg alone)")
     copy = work / f"{target}-setup-requires-{project.name}"
     try:
         shutil.copytree(
@@ -648,7 +648,7 @@ def _uv_project_steps(
     """In a copy of ``project``: its uv.lock relocated onto the mirror, ``uv sync --frozen``, ``uv run``."""
     name = entry.name
     sync_label, run_label = f"{label}: uv sync --frozen", f"{label}: uv run"
-    progress(f"{name}: uv sync --frozen {project} (its uv.lock relocated onto the mirror)")
+    progress.message(f"{name}: uv sync --frozen {project} (its uv.lock relocated onto the mirror)")
     copy = work / f"{name}-uv-project-{project.name}"
     lock_label = str(project / "uv.lock")
     try:
@@ -678,7 +678,7 @@ def _uv_project_steps(
     done = session.run([uv, "sync", "--directory", str(copy), "--frozen", "--no-default-groups"], extra)
     steps = [session.step(sync_label, name, done, "uv sync --frozen of the relocated uv.lock")]
     if steps[0].ok:
-        progress(f"{name}: uv run python -c pass in {project}")
+        progress.message(f"{name}: uv run python -c pass in {project}")
         done = session.run(
             [uv, "run", "--directory", str(copy), "--frozen", "--no-default-groups", "python", "-c", "pass"], extra
         )
@@ -718,7 +718,7 @@ def verify(
     lockfiles: Path,
     targets: Sequence[str] = (),
     projects: Sequence[Path] = (),
-    progress: Progress = lambda message: None,
+    progress: Progress | None = None,
     runner: Runner = run_command,
     interpreters: Sequence[Interpreter] | None = None,
     env: Mapping[str, str] | None = None,
@@ -732,15 +732,16 @@ def verify(
         from uv import find_uv_bin
 
         uv = find_uv_bin()
+    progress = progress or NullProgress()
     entries = manifest.select(targets)
     files_dir = wheelhouse / "files"
     steps = [probe_isolation()]
-    progress(steps[0].summary)
+    progress.message(steps[0].summary)
     found = discover() if interpreters is None else interpreters
     runnable = {e.name: i for e in entries if (i := interpreter_for(e.target, found)) is not None}
     notes = [f"{e.name}: no interpreter on this host; static checks only" for e in entries if e.name not in runnable]
     for entry in entries:
-        progress(f"{entry.name}: static checks")
+        progress.message(f"{entry.name}: static checks")
         steps += static_steps(manifest, entry, files_dir)
 
     records: list[AccessRecord] = []
@@ -757,7 +758,7 @@ def verify(
     if runnable:
         with tempfile.TemporaryDirectory(prefix="mirror-verify-") as tmp, serving(wheelhouse, access_log=access) as srv:
             work = Path(tmp)
-            progress(f"serving {wheelhouse} at {srv.index_url}")
+            progress.message(f"serving {wheelhouse} at {srv.index_url}")
             for entry in entries:
                 interpreter = runnable.get(entry.name)
                 if interpreter is None:

@@ -91,7 +91,7 @@ def test_a_missing_build_requirement_is_named(upstream: Upstream, tmp_path: Path
     files_dir = tmp_path / "wheelhouse" / "files"
     fetch(manifest, files_dir, session=make_session())
     shutil.rmtree(files_dir / "om-dynamic")  # as if the lock had forgotten the dynamic build requirement
-    _, outcomes = build_missing(manifest, files_dir, Registry(tmp_path / "wheelhouse"), interpreters=discover())
+    _, outcomes = build_missing(manifest, files_dir, Registry(tmp_path / "wheelhouse" / "built-wheels.json"), interpreters=discover())
     by_sdist = {o.sdist: o for o in outcomes}
     assert by_sdist["om_buildhelper-1.0.tar.gz"].status == "built"  # needs only om-backend
     outcome = by_sdist["om_sdistonly-1.0.tar.gz"]
@@ -116,7 +116,7 @@ def test_platform_wheel_does_not_serve_another_target_and_compiles_there(upstrea
         return BuildResult(wheel=wheel, sha256="", log_tail="")
 
     manifest, outcomes = build_missing(
-        manifest, files_dir, Registry(tmp_path / "wheelhouse"), interpreters=discover(), builder=fake_builder
+        manifest, files_dir, Registry(tmp_path / "wheelhouse" / "built-wheels.json"), interpreters=discover(), builder=fake_builder
     )
     assert [(o.target, o.sdist, o.status) for o in outcomes] == [
         (HOST.name, "om_buildhelper-1.0.tar.gz", "built"),

@@ -18,11 +18,13 @@ from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mirror import bundle
-from mirror.bundle import BundleError, MissingBase, import_bundle, read_bundle, read_manifest
+from mirror.bundle import BundleError, MissingBase, importing, read_bundle, read_manifest
+from mirror.bundle import format as bundle_format
 from mirror.cli import main
+from mirror.layout import Layout
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
+from mirror.workspace import Workspace
 from tests.test_verify import needs_namespace, verify_json
 from tests.upstream import Upstream, synced_workspace
 
@@ -162,7 +164,7 @@ def test_export_refuses_credentials_in_the_client_url(tmp_path: Path, online: Pa
 def test_client_configs_travel_with_the_bundle(tmp_path: Path, online: Path) -> None:
     full = export(online, tmp_path / "b.tar.gz", "--url", "http://mirror.internal:8080/simple/")
     offline = tmp_path / "offline"
-    import_bundle(full, offline)
+    Workspace.at(offline).import_bundle(full)
     pip_conf = (offline / "client-config" / "pip.conf").read_text()
     assert "index-url = http://mirror.internal:8080/simple/" in pip_conf
     assert (offline / "client-config" / "uv.toml").is_file()
@@ -177,7 +179,7 @@ def test_a_delta_whose_base_is_missing_is_refused(tmp_path: Path, online: Path) 
     base = read_manifest(full).id
     offline = tmp_path / "offline"
     with pytest.raises(MissingBase) as caught:
-        import_bundle(delta, offline)
+        Workspace.at(offline).import_bundle(delta)
     assert caught.value.base == base
     assert f"a delta of bundle {base}, which was never imported here" in str(caught.value)
     assert snapshot(offline) == {}
@@ -188,12 +190,12 @@ def test_a_delta_whose_base_is_missing_is_refused(tmp_path: Path, online: Path) 
 def test_a_published_file_is_never_replaced(tmp_path: Path, online: Path) -> None:
     full = export(online, tmp_path / "b.tar.gz")
     offline = tmp_path / "offline"
-    import_bundle(full, offline)
+    Workspace.at(offline).import_bundle(full)
     wheel = next((offline / "wheelhouse" / "files").rglob("om_pure-1.0-*.whl"))
     wheel.write_bytes(b"other bytes under the same name")
     before = snapshot(offline)
     with pytest.raises(BundleError, match="A published file never changes: refusing to replace it"):
-        import_bundle(full, offline)
+        Workspace.at(offline).import_bundle(full)
     assert snapshot(offline) == before
 
 
@@ -225,7 +227,7 @@ def test_a_tampered_member_is_refused_before_anything_is_visible(tmp_path: Path,
     assert result.exit_code == 1 and "tampered" in result.output
     offline = tmp_path / "offline"
     with pytest.raises(BundleError, match="tampered"):
-        import_bundle(tampered, offline)
+        Workspace.at(offline).import_bundle(tampered)
     assert snapshot(offline) == {}
     assert ok("bundle", "verify", str(full)).output.startswith(f"{full}: ok")
 
@@ -265,11 +267,11 @@ def _member(name: str, data: bytes = b"x", **attributes: object) -> tuple[tarfil
 def _hostile(path: Path, members: list[tuple[tarfile.TarInfo, bytes]], listed: list[tuple[str, bytes]]) -> Path:
     """A .tar.gz whose bundle.json lists ``listed`` (path, bytes) and that then holds ``members``."""
     entries = [{"path": p, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for p, d in listed]
-    contents = [bundle.Member(path=p, size=len(d), sha256=hashlib.sha256(d).hexdigest()) for p, d in listed]
+    contents = [bundle_format.Member(path=p, size=len(d), sha256=hashlib.sha256(d).hexdigest()) for p, d in listed]
     manifest = {
         "format": "offline-mirror-bundle",
         "version": 1,
-        "id": bundle.bundle_id(contents, None),
+        "id": bundle_format.bundle_id(contents, None),
         "base": None,
         "created": "",
         "tool": {"name": "offline-mirror", "version": "0"},
@@ -332,7 +334,7 @@ def test_hostile_members_are_refused(tmp_path: Path, case: str) -> None:
         read_bundle(path)
     offline = tmp_path / "offline"
     with pytest.raises(BundleError, match=message):
-        import_bundle(path, offline)
+        Workspace.at(offline).import_bundle(path)
     assert snapshot(offline) == {}
     assert not (tmp_path / "evil").exists() and not Path("/tmp/evil").exists()
     result = run("bundle", "import", str(path), "--into", str(offline))
@@ -356,7 +358,7 @@ def test_a_bad_manifest_is_named(change: dict[str, object], message: str) -> Non
     data: dict[str, object] = {
         "format": "offline-mirror-bundle",
         "version": 1,
-        "id": bundle.bundle_id([], None),
+        "id": bundle_format.bundle_id([], None),
         "base": None,
         "tool": {"version": "0"},
         "compression": "gz",
@@ -367,7 +369,7 @@ def test_a_bad_manifest_is_named(change: dict[str, object], message: str) -> Non
         **change,
     }
     with pytest.raises(BundleError, match=message):
-        bundle.BundleManifest.from_dict(data, "b.tar.gz: bundle.json")
+        bundle_format.BundleManifest.from_dict(data, "b.tar.gz: bundle.json")
 
 
 def test_the_first_member_must_be_the_manifest(tmp_path: Path) -> None:
@@ -387,13 +389,13 @@ def test_a_bad_lock_inside_a_verified_bundle_is_refused(tmp_path: Path) -> None:
                     [("lockfiles/mirror.lock.json", lock)])  # fmt: skip
     assert read_bundle(path).files == 1  # every hash matches ...
     with pytest.raises(BundleError, match=r"lockfiles/mirror\.lock\.json: .*not a safe wheel or sdist filename"):
-        import_bundle(path, tmp_path / "offline")  # ... but the lock it brings is checked too
+        Workspace.at(tmp_path / "offline").import_bundle(path)  # ... but the lock it brings is checked too
     assert snapshot(tmp_path / "offline") == {}
 
 
 @pytest.mark.parametrize("path", ["", "/a", "a/../b", "a//b", "./a", "a\\b", "a\x00", "bundle.json", "x" * 2000])
 def test_unsafe_paths(path: str) -> None:
-    assert bundle.unsafe_path(path) is not None
+    assert bundle_format.unsafe_path(path) is not None
 
 
 @pytest.mark.parametrize(
@@ -411,8 +413,8 @@ def test_unsafe_paths(path: str) -> None:
     ],
 )
 def test_the_places_a_bundle_fills(path: str) -> None:
-    assert bundle.unsafe_path(path) is None
-    assert bundle.misplaced(path) is None
+    assert bundle_format.unsafe_path(path) is None
+    assert bundle_format.misplaced(path) is None
 
 
 @pytest.mark.parametrize(
@@ -430,8 +432,8 @@ def test_the_places_a_bundle_fills(path: str) -> None:
     ],
 )
 def test_places_a_bundle_may_not_write(path: str, message: str) -> None:
-    assert bundle.unsafe_path(path) is None
-    problem = bundle.misplaced(path)
+    assert bundle_format.unsafe_path(path) is None
+    problem = bundle_format.misplaced(path)
     assert problem is not None and problem.startswith(message)
 
 
@@ -440,7 +442,7 @@ def test_a_manifest_naming_the_index_is_refused(tmp_path: Path) -> None:
     path = _hostile(tmp_path / "b.tar.gz", [_member("wheelhouse/simple/om-pure/index.html", page)],
                     [("wheelhouse/simple/om-pure/index.html", page)])  # fmt: skip
     with pytest.raises(BundleError, match=r"members\[0\]\.path: 'wheelhouse/simple/om-pure/index\.html': is not a"):
-        import_bundle(path, tmp_path / "offline")
+        Workspace.at(tmp_path / "offline").import_bundle(path)
     assert snapshot(tmp_path / "offline") == {}
 
 
@@ -458,7 +460,7 @@ def test_the_imported_mirror_passes_verify_with_no_route_out(tmp_path: Path, ups
     online = synced_workspace((tmp_path / "online"), upstream, ["om-pure==2.0", "om-sdistonly"])
     full = export(online, tmp_path / "b.tar.gz")
     offline = tmp_path / "offline"
-    import_bundle(full, offline)
+    Workspace.at(offline).import_bundle(full)
     code, report = verify_json(offline / "mirror.toml")
     assert code == 0 and report["ok"], json.dumps(report, indent=1)[:3000]
     done = {(s["step"], s["target"]) for s in report["steps"]}  # type: ignore[union-attr]
@@ -474,13 +476,10 @@ _PARTS = st.sampled_from(["wheelhouse", "files", "simple", "lockfiles", "tool", 
 @settings(max_examples=400, deadline=None)
 @given(st.one_of(st.lists(_PARTS, min_size=1, max_size=5).map("/".join), st.text(max_size=40)))
 def test_an_accepted_member_path_lands_inside_the_workspace_and_outside_the_index(path: str) -> None:
-    if bundle.unsafe_path(path) is not None or bundle.misplaced(path) is not None:
+    if bundle_format.unsafe_path(path) is not None or bundle_format.misplaced(path) is not None:
         return
     root = Path("/srv/offline")
-    workspace = bundle.Workspace(
-        root=root, wheelhouse=root / "wheelhouse", lockfiles=root / "lockfiles", spec_written_by_import=True
-    )
-    destination = workspace.destination(path)
+    destination = importing.destination(Layout.default(root), path)
     resolved = Path(os.path.normpath(destination))
     assert resolved == destination and resolved.is_relative_to(root)
     assert not resolved.is_relative_to(root / "wheelhouse" / "simple")

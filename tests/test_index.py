@@ -16,6 +16,7 @@ from mirror.cli import main
 from mirror.index import extract_metadata, write_index
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
+from mirror.workspace import Workspace
 from tests.upstream import Upstream, isolated_env, pip_command, synced_workspace
 
 HOST = host_target()
@@ -91,10 +92,7 @@ def test_built_wheels_are_indexed(synced: Path) -> None:
 def test_rerun_rewrites_nothing_and_output_is_deterministic(synced: Path) -> None:
     simple = synced / "wheelhouse" / "simple"
     before = {p: p.read_bytes() for p in simple.rglob("*") if p.is_file()}
-    manifest = load_manifest(synced / "lockfiles")
-    from mirror.builtwheels import Registry, with_built_wheels
-
-    manifest = with_built_wheels(manifest, Registry(synced / "wheelhouse"), synced / "wheelhouse" / "files")
+    manifest = Workspace.open(synced / "mirror.toml").manifest()
     result = write_index(manifest, synced / "wheelhouse")
     assert result.written == ()
     # a fresh tree from scratch is byte-identical

@@ -56,7 +56,8 @@ def test_pip_installs_the_tool_wheel(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
     )
-    assert (target / "mirror" / "bundle.py").read_bytes() == (Path(mirror.__file__).parent / "bundle.py").read_bytes()
+    packed = Path("bundle") / "format.py"  # a module of a subpackage
+    assert (target / "mirror" / packed).read_bytes() == (Path(mirror.__file__).parent / packed).read_bytes()
     script = target / "bin" / "mirror"
     assert "from mirror.cli import main" in script.read_text()
 

@@ -1,0 +1,331 @@
+"""Writing a bundle: plan its members, keep what a previous bundle lacks, write the archive and its manifest.
+
+The members of a full bundle::
+
+    mirror.toml                      the spec, offline form (targets; no sources, which name online files)
+    lockfiles/...                    mirror.lock.json and the per-target lockfiles
+    wheelhouse/files/<p>/<file>      every locked, verified file
+    client-config/...                pip.conf, uv.toml, ... for --url
+    tool/wheels/*.whl, tool/*.txt    offline-mirror and its dependencies per tool target (mirror.selfinstall)
+    install.sh                       installs the tool from tool/ with no network
+
+A delta (``--since``) holds only the members whose path and sha256 the previous bundle's contents lack. The
+archive is written to a temporary name and renamed; ``bundle.json`` is also written beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import tarfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from mirror import _atomic, selfinstall
+from mirror._verified import verified_files
+from mirror.bundle.format import (
+    MANIFEST_MEMBER,
+    BundleError,
+    BundleManifest,
+    Compression,
+    Member,
+    bundle_id,
+    offline_spec,
+)
+from mirror.layout import Layout
+from mirror.lock import LockResult
+from mirror.manifest import Manifest
+from mirror.progress import NullProgress, Progress
+from mirror.spec import Spec
+from mirror.targets import Target
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ExportOptions:
+    """What ``mirror bundle export`` is asked for."""
+
+    since: Path | None = None  # a previous bundle (or its .manifest.json): write a delta on it
+    format: str = "auto"  # auto, zst or gz
+    url: str | None = None  # add client configs for the mirror served there
+    tool: bool = True  # carry offline-mirror itself
+    tool_targets: tuple[Target, ...] = ()  # default: the spec's targets offline-mirror runs on
+    jobs: int = 8  # concurrent downloads of the tool's dependencies
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Payload:
+    """One member to write: from a file on disk (hashed as it is written and compared) or from bytes."""
+
+    member: Member
+    source: Path | bytes
+
+
+def _from_bytes(path: str, data: bytes) -> Payload:
+    return Payload(member=Member(path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest()), source=data)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolPayload:
+    """offline-mirror's own part of a bundle: its wheel, and its dependencies locked and fetched per target."""
+
+    wheel: selfinstall.ToolWheel
+    layout: Layout  # the tool's workspace (mirror.selfinstall.tool_spec), locked and fetched
+    lock: LockResult
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.lock.manifest
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ExportResult:
+    """A bundle written."""
+
+    path: Path
+    sidecar: Path  # bundle.json beside the archive, for the next --since
+    manifest: BundleManifest
+    members: int  # in this archive
+    contents: int  # in the mirror once it is imported
+    size: int  # of the archive, compressed
+    tool: ToolPayload | None
+
+
+def client_files(url: str) -> dict[str, str]:
+    """The client configs a bundle carries for the mirror at ``url`` (which must hold no credentials)."""
+    from mirror.config import ClientConfig, render_files
+
+    config = ClientConfig.for_url(url)
+    if config.has_credentials:
+        raise BundleError("--url: holds credentials; a bundle is read by many: give the URL without them")
+    return render_files(config)
+
+
+def export_bundle(
+    out: Path,
+    *,
+    compression: Compression,
+    spec: Spec,
+    manifest: Manifest,
+    previous: BundleManifest | None = None,
+    client_files: Mapping[str, str] | None = None,
+    tool: ToolPayload | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Write the workspace's bundle to ``out`` (a delta on ``previous`` if given) and its manifest beside it."""
+    contents = plan(spec, manifest, client_files=client_files, tool=tool)
+    members = delta(contents, previous) if previous is not None else contents
+    bundle_manifest = build_manifest(
+        members,
+        contents,
+        base=previous.id if previous is not None else None,
+        compression=compression,
+        targets=[t.name for t in manifest.targets],
+        tool_targets=[t.name for t in tool.manifest.targets] if tool is not None else [],
+    )
+    write_bundle(out, bundle_manifest, members, progress=progress)
+    sidecar = out.with_name(out.name + ".manifest.json")
+    write_manifest(sidecar, bundle_manifest)
+    return ExportResult(
+        path=out,
+        sidecar=sidecar,
+        manifest=bundle_manifest,
+        members=len(members),
+        contents=len(contents),
+        size=out.stat().st_size,
+        tool=tool,
+    )
+
+
+def plan(
+    spec: Spec,
+    manifest: Manifest,
+    *,
+    client_files: Mapping[str, str] | None = None,
+    tool: ToolPayload | None = None,
+) -> list[Payload]:
+    """Every member of a full bundle of the workspace (paths sorted); refuses when locked files are missing."""
+    layout = spec.layout
+    files_dir = layout.files
+    ready, skipped = verified_files(manifest, files_dir, purpose="bundled")
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        raise BundleError(
+            f"{files_dir}: {len(skipped)} locked files are missing or do not match the lock ({shown});"
+            " run 'mirror fetch' (or 'mirror check') first"
+        )
+    payloads = [_from_bytes("mirror.toml", offline_spec(spec, [t.target for t in manifest.targets]).encode())]
+    from mirror.lockfile import outputs
+
+    for name, text in outputs(manifest, layout).items():
+        path = layout.lockfiles / name
+        data = path.read_bytes() if path.is_file() else text.encode()
+        payloads.append(_from_bytes(f"lockfiles/{name}", data))
+    for file in ready:
+        path = files_dir / file.relpath
+        member = Member(path=f"wheelhouse/files/{file.relpath}", size=path.stat().st_size, sha256=file.sha256)
+        payloads.append(Payload(member=member, source=path))
+    for name, text in sorted((client_files or {}).items()):
+        payloads.append(_from_bytes(f"client-config/{name}", text.encode()))
+    if tool is not None:
+        payloads += _tool_payloads(tool)
+    payloads.sort(key=lambda p: p.member.path)
+    return payloads
+
+
+def _tool_payloads(tool: ToolPayload) -> list[Payload]:
+    out = [
+        _from_bytes(f"tool/wheels/{tool.wheel.filename}", tool.wheel.data),
+        _from_bytes("tool/targets.json", selfinstall.targets_json([t.target for t in tool.manifest.targets]).encode()),
+        _from_bytes("install.sh", selfinstall.INSTALL_SH.encode()),
+    ]
+    files_dir = tool.layout.files
+    ready, skipped = verified_files(tool.manifest, files_dir, purpose="bundled")
+    if skipped:
+        raise BundleError(f"{files_dir}: offline-mirror's dependencies are not all fetched: {', '.join(skipped)}")
+    for file in ready:
+        if file.kind != "wheel":
+            continue
+        path = files_dir / file.relpath
+        member = Member(path=f"tool/wheels/{file.filename}", size=path.stat().st_size, sha256=file.sha256)
+        out.append(Payload(member=member, source=path))
+    for entry in tool.manifest.targets:
+        locked = (tool.layout.lockfiles / f"{entry.name}.txt").read_text(encoding="utf-8")
+        text = selfinstall.requirements_file(entry.target, locked, tool.wheel)
+        out.append(_from_bytes(f"tool/{entry.name}.txt", text.encode()))
+    return out
+
+
+def delta(payloads: Sequence[Payload], previous: BundleManifest) -> list[Payload]:
+    """The payloads the previous bundle's contents lack (by path and sha256)."""
+    known = {(m.path, m.sha256) for m in previous.contents}
+    return [p for p in payloads if (p.member.path, p.member.sha256) not in known]
+
+
+def build_manifest(
+    payloads: Sequence[Payload],
+    contents: Sequence[Payload],
+    *,
+    base: str | None,
+    compression: Compression,
+    targets: Sequence[str],
+    tool_targets: Sequence[str],
+    created: str | None = None,
+) -> BundleManifest:
+    everything = tuple(p.member for p in contents)
+    return BundleManifest(
+        id=bundle_id(everything, base),
+        base=base,
+        created=created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        tool_version=selfinstall.version(),
+        compression=compression,
+        targets=tuple(targets),
+        tool_targets=tuple(tool_targets),
+        members=tuple(p.member for p in payloads),
+        contents=everything,
+    )
+
+
+class _HashingReader(io.RawIOBase):
+    """Reads a file for tarfile while hashing it and reporting progress."""
+
+    def __init__(self, handle: BinaryIO, progress: Progress) -> None:
+        self._handle = handle
+        self._progress = progress
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._handle.read(len(buffer))
+        buffer[: len(data)] = data
+        self.digest.update(data)
+        self.count += len(data)
+        self._progress.advance(len(data))
+        return len(data)
+
+
+def _tarinfo(member: Member, mtime: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(member.path)
+    info.size = member.size
+    info.mtime = mtime
+    info.mode = 0o755 if member.path.endswith(".sh") else 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+@contextlib.contextmanager
+def _compressed_writer(handle: BinaryIO, compression: Compression) -> Iterator[BinaryIO]:
+    if compression == "zst":
+        try:
+            import zstandard
+        except ImportError:
+            raise BundleError("--format zst needs the zstandard module (pip install zstandard)") from None
+        with zstandard.ZstdCompressor(level=3).stream_writer(handle, closefd=False) as writer:
+            yield writer
+    else:
+        # wheels are compressed already: level 1 costs little and saves nearly as much as 9
+        with gzip.GzipFile(filename="", fileobj=handle, mode="wb", compresslevel=1, mtime=0) as writer:
+            yield writer  # type: ignore[misc]
+
+
+def write_bundle(
+    out: Path,
+    manifest: BundleManifest,
+    payloads: Sequence[Payload],
+    *,
+    progress: Progress | None = None,
+) -> None:
+    """Write the archive to a temporary name beside ``out`` and rename it; nothing is left on failure."""
+    progress = progress or NullProgress()
+    progress.start(len(payloads), manifest.nbytes)
+    mtime = int(time.time())
+    manifest_bytes = manifest.dumps().encode()
+    try:
+        with (
+            _atomic.atomic_writer(out) as handle,
+            _compressed_writer(handle, manifest.compression) as stream,
+            tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+        ):
+            info = _tarinfo(Member(path=MANIFEST_MEMBER, size=len(manifest_bytes), sha256=""), mtime)
+            tar.addfile(info, io.BytesIO(manifest_bytes))
+            for payload in payloads:
+                _add(tar, payload, mtime, progress)
+    except OSError as exc:
+        raise BundleError(f"{out}: cannot write: {exc.strerror or exc}") from None
+
+
+def _add(tar: tarfile.TarFile, payload: Payload, mtime: int, progress: Progress) -> None:
+    member = payload.member
+    info = _tarinfo(member, mtime)
+    if isinstance(payload.source, bytes):
+        tar.addfile(info, io.BytesIO(payload.source))
+        progress.advance(member.size)
+    else:
+        try:
+            handle = payload.source.open("rb")
+        except OSError as exc:
+            raise BundleError(f"{payload.source}: cannot read: {exc.strerror or exc}") from None
+        with handle:
+            reader = _HashingReader(handle, progress)
+            try:
+                tar.addfile(info, reader)
+            except OSError as exc:  # tarfile: "unexpected end of data" when the file shrank
+                raise BundleError(f"{payload.source}: changed while it was written: {exc}") from None
+            if reader.count != member.size or reader.digest.hexdigest() != member.sha256:
+                raise BundleError(
+                    f"{payload.source}: its content is not the locked one (sha256 {reader.digest.hexdigest()},"
+                    f" expected {member.sha256}); run 'mirror check'"
+                )
+    progress.done(member.path)
+
+
+def write_manifest(path: Path, manifest: BundleManifest) -> None:
+    _atomic.write_text(path, manifest.dumps())

@@ -1,0 +1,428 @@
+"""The workspace: the one object a caller needs to run the pipeline.
+
+A :class:`Workspace` is opened from a spec (:meth:`Workspace.open`, or :meth:`Workspace.at` for the directory a
+bundle is imported into). It owns the layout (:attr:`Workspace.layout`: lockfiles, files, index, caches,
+records), the current lock (:meth:`Workspace.manifest`, the one way to get it) and the stages, as methods that
+return result objects and never print::
+
+    lock ─▶ fetch (download, build wheels, compile report) ─▶ index          sync = all three
+    check · export_bundle · import_bundle · verify · doctor · publish_devpi · relocate_uv_lock
+
+Progress and messages go through the one injected :class:`~mirror.progress.Progress`; HTTP goes through an
+injected session factory. The CLI (:mod:`mirror.cli`) parses options, builds a workspace, calls one method and
+prints what it returns; so can any program or test::
+
+    from mirror.workspace import Workspace
+    result = Workspace.open(Path("mirror.toml")).sync()
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mirror import _atomic
+from mirror.errors import MirrorError
+from mirror.layout import Layout
+from mirror.manifest import Manifest, load_manifest
+from mirror.progress import NullProgress, Progress
+from mirror.spec import Spec, load_spec, parse_spec
+from mirror.targets import host_target
+
+if TYPE_CHECKING:  # each stage imports what it runs: `mirror index` starts without the HTTP stack or a resolver
+    import requests
+
+    from mirror.builtwheels import BuildOutcome, Registry
+    from mirror.bundle.export import ExportOptions, ExportResult, ToolPayload
+    from mirror.bundle.importing import ImportResult
+    from mirror.devpi import PublishResult
+    from mirror.doctor import Report as DoctorReport
+    from mirror.fetch import CheckResult, FetchResult
+    from mirror.index import IndexResult
+    from mirror.lock import LockOptions, LockResult
+    from mirror.uvlock import Relocation
+    from mirror.verify import Report as VerifyReport
+
+CompileReport = dict[str, list[dict[str, object]]]  # target name -> what still builds from an sdist there
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FetchOptions:
+    """How to fetch."""
+
+    targets: tuple[str, ...] = ()  # only these targets (all when empty)
+    jobs: int = 8  # concurrent downloads
+    offline: bool = False  # download nothing; report what is missing
+    build: bool = True  # build wheels from sdists (with policy.build-wheels)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FetchOutcome:
+    """What ``fetch`` did: the download, the wheels built here, what still compiles on each target."""
+
+    download: FetchResult
+    files_dir: Path
+    builds: tuple[BuildOutcome, ...] | None  # None: no build was attempted
+    compile_report: CompileReport | None  # None: offline (nothing was reported)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SyncResult:
+    """``lock``, ``fetch`` and ``index``, in order."""
+
+    lock: LockResult
+    fetch: FetchOutcome
+    index: IndexResult
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VerifyOptions:
+    """What ``mirror verify`` proves."""
+
+    targets: tuple[str, ...] = ()
+    projects: tuple[Path, ...] = ()
+    inside: bool = False  # already inside the isolated network namespace (the re-run of itself)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PublishOutcome:
+    """A publication into devpi-server, and the runtime lock of each target (for the install commands shown)."""
+
+    result: PublishResult
+    lockfiles: tuple[Path, ...]
+
+
+class IncompleteBuildClosure(MirrorError):
+    """A wheel could not be built here because one of its build requirements is not in the wheelhouse."""
+
+
+class Workspace:
+    """One workspace: its spec, its layout, its current lock and the pipeline's stages."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        progress: Progress | None = None,
+        session: Callable[[], requests.Session] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.progress: Progress = progress or NullProgress()
+        self._session = session
+
+    @classmethod
+    def open(cls, spec_path: Path, *, progress: Progress | None = None) -> Workspace:
+        """The workspace of the spec at ``spec_path`` (read and checked: every file its sources name exists)."""
+        return cls(load_spec(spec_path), progress=progress)
+
+    @classmethod
+    def at(cls, root: Path, *, progress: Progress | None = None) -> Workspace:
+        """The workspace in directory ``root`` as a bundle import finds it: its mirror.toml if there is one, else
+        the default layout with no targets yet (created when a bundle is imported)."""
+        layout = Layout.default(root.absolute())
+        if layout.spec.is_file():
+            spec = parse_spec(layout.spec.read_text(encoding="utf-8"), layout.spec)
+        else:
+            spec = Spec(path=layout.spec, wheelhouse=layout.wheelhouse, lockfiles=layout.lockfiles, targets=())
+        return cls(spec, progress=progress)
+
+    # -- the layout and the current lock ------------------------------------------------------------------------
+
+    @property
+    def layout(self) -> Layout:
+        return self.spec.layout
+
+    @property
+    def files_dir(self) -> Path:
+        return self.layout.files
+
+    @property
+    def lockfiles(self) -> Path:
+        return self.layout.lockfiles
+
+    @property
+    def simple(self) -> Path:
+        return self.layout.simple
+
+    def manifest(self, *, rebuilding: bool = False) -> Manifest:
+        """The current lock: ``mirror.lock.json`` with every wheel built here that is still in the wheelhouse.
+
+        ``rebuilding``: wheels built here only as the record of built wheels holds them, so that one whose file
+        went missing is left out (and built again), never downloaded.
+        """
+        from mirror.builtwheels import with_built_wheels
+
+        manifest = load_manifest(self.lockfiles)
+        if rebuilding:
+            manifest = manifest.without_built_wheels()
+        return with_built_wheels(manifest, self.registry(), self.files_dir)
+
+    def registry(self) -> Registry:
+        """The record of wheels built here from sdists."""
+        from mirror.builtwheels import Registry
+
+        return Registry(self.layout.built_wheels)
+
+    def spec_is_generated(self) -> bool:
+        """Whether mirror.toml is missing or was written by a bundle import (which may then rewrite it)."""
+        from mirror.bundle.format import SPEC_MARKER
+
+        path = self.spec.path
+        return not path.is_file() or path.read_text(encoding="utf-8").startswith(SPEC_MARKER)
+
+    def session(self) -> requests.Session:
+        """A pooled HTTP session with retries (or the injected factory's)."""
+        if self._session is not None:
+            return self._session()
+        from mirror._http import make_session
+
+        return make_session()
+
+    # -- the stages ------------------------------------------------------------------------------------------
+
+    def lock(self, options: LockOptions | None = None) -> LockResult:
+        """Resolve every target, with the recursive build-requirement closure, and write the lockfiles."""
+        from mirror.buildreqs import BuildRequirementsFinder
+        from mirror.lock import Locker, LockOptions, LockResult, Previous
+        from mirror.lockfile import read_previous, write_lock
+        from mirror.resolve import make_resolver
+        from mirror.simple import SimpleClient
+
+        options = options or LockOptions()
+        session = self.session()
+        previous = {
+            name: Previous(runtime=runtime, build=build)
+            for name, (runtime, build) in read_previous(self.lockfiles, [t.name for t in self.spec.targets]).items()
+        }
+        locker = Locker(
+            self.spec,
+            resolver=make_resolver(options.resolver),
+            client=SimpleClient(self.spec.upstream, session),
+            finder=BuildRequirementsFinder(
+                index_url=self.spec.upstream, cache_dir=self.layout.build_requirements_cache
+            ),
+            session=session,
+            options=options,
+            progress=self.progress,
+        )
+        from mirror.builtwheels import with_built_wheels
+
+        # wheels built here earlier stay in the lock while their sdist is unchanged
+        manifest = with_built_wheels(locker.lock(previous), self.registry(), self.files_dir)
+        changed = write_lock(manifest, self.layout)
+        return LockResult(manifest=manifest, changed=tuple(changed), lockfiles=self.lockfiles)
+
+    def fetch(self, options: FetchOptions | None = None) -> FetchOutcome:
+        """Download every locked file (verified, resumable); then, with policy.build-wheels, build wheels from
+        sdists for the targets this host can build for; then report what still compiles on each target."""
+        from mirror.fetch import fetch
+
+        options = options or FetchOptions()
+        building = self.spec.policy.build_wheels
+        download = fetch(
+            self.manifest(rebuilding=building),
+            self.files_dir,
+            session=self.session(),
+            targets=options.targets,
+            jobs=options.jobs,
+            offline=options.offline,
+            progress=self.progress,
+        )
+        if options.offline:
+            return FetchOutcome(download=download, files_dir=self.files_dir, builds=None, compile_report=None)
+        builds = self.build_wheels(options.targets) if options.build and building else None
+        return FetchOutcome(
+            download=download,
+            files_dir=self.files_dir,
+            builds=builds,
+            compile_report=self.compile_report(options.targets),
+        )
+
+    def build_wheels(self, targets: Sequence[str] = ()) -> tuple[BuildOutcome, ...]:
+        """Build a wheel from every locked sdist of the targets this host can build for, with isolation fed only
+        from the wheelhouse; record them and rewrite the lockfiles. Raises :class:`IncompleteBuildClosure` when a
+        build requirement is missing (the lock is incomplete); other failures are outcomes (``failed``)."""
+        from mirror.builtwheels import build_missing
+        from mirror.interpreters import discover
+        from mirror.lockfile import write_lock
+
+        manifest, outcomes = build_missing(
+            self.manifest(rebuilding=True),
+            self.files_dir,
+            self.registry(),
+            interpreters=discover(),
+            targets=targets,
+            progress=self.progress,
+        )
+        write_lock(manifest, self.layout)
+        incomplete = [o for o in outcomes if o.status == "incomplete"]
+        if incomplete:
+            more = f" (and {len(incomplete) - 1} more)" if len(incomplete) > 1 else ""
+            raise IncompleteBuildClosure(f"the lock's build closure is incomplete: {incomplete[0].detail}{more}")
+        return tuple(outcomes)
+
+    def compile_report(self, targets: Sequence[str] = ()) -> CompileReport:
+        """What still builds from an sdist on each target (all, or the named ones), written to
+        ``compile-report.json`` in the wheelhouse."""
+        import json
+
+        from mirror.compilereport import compile_report
+
+        report = compile_report(self.manifest(rebuilding=self.spec.policy.build_wheels), built={})
+        if targets:
+            report = {name: entries for name, entries in report.items() if name in targets}
+        _atomic.write_text(self.layout.compile_report, json.dumps(report, indent=2) + "\n")
+        return report
+
+    def index(self, manifest: Manifest | None = None) -> IndexResult:
+        """Write the static index (PEP 503 + 691, PEP 658 metadata) of every verified file of the lock."""
+        from mirror.index import write_index
+
+        return write_index(manifest if manifest is not None else self.manifest(), self.layout.wheelhouse)
+
+    def sync(self, lock: LockOptions | None = None, fetch: FetchOptions | None = None) -> SyncResult:
+        """``lock``, ``fetch``, ``index``: from mirror.toml to a verified, servable wheelhouse."""
+        locked = self.lock(lock)
+        fetched = self.fetch(fetch)
+        return SyncResult(lock=locked, fetch=fetched, index=self.index())
+
+    def check(self, targets: Sequence[str] = ()) -> CheckResult:
+        """Re-hash every locked file of the targets; missing and corrupt ones, and unfinished downloads."""
+        from mirror.fetch import check
+
+        return check(self.manifest(), self.files_dir, targets=targets)
+
+    # -- across the air gap -----------------------------------------------------------------------------------
+
+    def export_bundle(self, out: Path, options: ExportOptions | None = None) -> ExportResult:
+        """Write the mirror (files, lockfiles, spec, client configs, the tool itself) as one archive."""
+        from mirror.bundle.export import ExportOptions, client_files, export_bundle
+        from mirror.bundle.format import bundle_path, read_manifest
+
+        options = options or ExportOptions()
+        out, compression = bundle_path(out, options.format)
+        previous = read_manifest(options.since) if options.since is not None else None
+        clients = client_files(options.url) if options.url is not None else None
+        manifest = self.manifest()
+        tool = self._tool_payload(options, compression) if options.tool else None
+        return export_bundle(
+            out,
+            compression=compression,
+            spec=self.spec,
+            manifest=manifest,
+            previous=previous,
+            client_files=clients,
+            tool=tool,
+            progress=self.progress,
+        )
+
+    def _tool_payload(self, options: ExportOptions, compression: str) -> ToolPayload:
+        """offline-mirror's own part of a bundle: its wheel, its dependencies locked and fetched (wheels only)
+        for the tool targets in a workspace of their own."""
+        from mirror import selfinstall
+        from mirror.bundle.export import ToolPayload
+
+        targets = selfinstall.tool_targets(list(options.tool_targets) or list(self.spec.targets))
+        extra = ["zstandard"] if compression == "zst" else []
+        spec = selfinstall.tool_spec(self.spec, targets, extra=extra)
+        tool = Workspace(spec, progress=self.progress, session=self._session)
+        try:
+            locked = tool.lock()
+            tool.fetch(FetchOptions(jobs=options.jobs, build=False))
+        except MirrorError as exc:
+            upstream = self.spec.upstream
+            raise MirrorError(
+                f"offline-mirror's own dependencies from {upstream}: {exc} (leave the tool out with --no-tool)"
+            ) from None
+        return ToolPayload(wheel=selfinstall.tool_wheel(), layout=tool.layout, lock=locked)
+
+    def import_bundle(self, bundle: Path) -> ImportResult:
+        """Verify ``bundle`` completely, then merge it into this workspace and regenerate its index."""
+        from mirror.bundle.importing import import_bundle
+
+        def index(manifest: Manifest) -> tuple[int, int]:
+            result = self.index(manifest)
+            return result.projects, result.files
+
+        return import_bundle(
+            bundle, self.layout, spec_is_generated=self.spec_is_generated(), index=index, progress=self.progress
+        )
+
+    # -- proof, lint and hosting ------------------------------------------------------------------------------
+
+    def verify(self, options: VerifyOptions | None = None) -> VerifyReport:
+        """The proof: in a network namespace with only loopback, serve the wheelhouse and install, import and
+        build from it (outside the namespace: re-run this command inside one and read its report)."""
+        from mirror.verify import Report, enter_namespace, inner_argv, run_isolated, verify
+
+        options = options or VerifyOptions()
+        for name in options.targets:
+            self.spec.target(name)
+        if not options.inside:
+            return run_isolated(inner_argv(spec=self.spec.path, targets=options.targets, projects=options.projects))
+        manifest = self.manifest()
+        with tempfile.TemporaryDirectory(prefix="mirror-ns-") as scratch:
+            notes = enter_namespace(Path(scratch))
+            report = verify(
+                manifest,
+                wheelhouse=self.layout.wheelhouse,
+                lockfiles=self.lockfiles,
+                targets=[self.spec.target(n).name for n in options.targets],
+                projects=[p.absolute() for p in options.projects],
+                progress=self.progress,
+            )
+        return Report(targets=report.targets, steps=report.steps, notes=(*notes, *report.notes))
+
+    def doctor(self, project: Path, target: str | None = None) -> DoctorReport:
+        """Lint ``project`` for offline-deploy hazards against this mirror (no network)."""
+        from mirror.doctor import choose_target, diagnose, mirror_view, read_project_files
+
+        manifest = self.manifest()
+        chosen = choose_target(manifest, target, host_target().name)
+        return diagnose(
+            read_project_files(project), mirror_view(manifest, chosen, self.files_dir), project=str(project)
+        )
+
+    def publish_devpi(self, url: str, index: str, *, user: str | None, password: str | None) -> PublishOutcome:
+        """Upload every verified file that the devpi index does not have yet (the index has no bases)."""
+        from mirror.devpi import IndexName, publish
+
+        manifest = self.manifest()
+        result = publish(
+            manifest,
+            self.files_dir,
+            url=url,
+            index=IndexName.parse(index),
+            user=user,
+            password=password,
+            session=self.session(),
+            progress=self.progress,
+        )
+        return PublishOutcome(
+            result=result, lockfiles=tuple(self.lockfiles / f"{t.name}.txt" for t in manifest.targets)
+        )
+
+    def relocate_uv_lock(self, uv_lock: Path, *, url: str, out: Path) -> Relocation:
+        """Point ``uv_lock``'s registry packages at the mirror served at ``url``; write ``out``."""
+        from mirror._verified import verified_files
+        from mirror.uvlock import relocate_uv_lock
+
+        ready, _ = verified_files(self.manifest(), self.files_dir, purpose="relocated onto")
+        return relocate_uv_lock(
+            uv_lock, url=url, held={file.filename: file for file in ready}, targets=self.spec.targets, out=out
+        )
+
+
+
+__all__ = [
+    "FetchOptions",
+    "FetchOutcome",
+    "IncompleteBuildClosure",
+    "PublishOutcome",
+    "SyncResult",
+    "VerifyOptions",
+    "Workspace",
+]
