@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from mirror import _atomic
 from mirror._filenames import classify
+from mirror._records import fields_dict
 from mirror._verified import sha256_file
 from mirror.manifest import FileEntry, Manifest, TargetEntry
 from mirror.progress import NullProgress, Progress
@@ -50,14 +51,7 @@ class BuiltWheel:
     size: int
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "target": self.target,
-            "sdist": self.sdist,
-            "sdist_sha256": self.sdist_sha256,
-            "wheel": self.wheel,
-            "sha256": self.sha256,
-            "size": self.size,
-        }
+        return fields_dict(self)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -418,7 +418,7 @@ def _print_index(result: IndexResult, simple: Path) -> None:
 def index(spec_path: Path) -> None:
     """Write wheelhouse/simple: a static PEP 503 + PEP 691 index (with PEP 658 metadata) of the fetched files."""
     workspace = _open(spec_path, _Reporter())
-    _print_index(workspace.index(), workspace.simple)
+    _print_index(workspace.index(), workspace.layout.simple)
 
 
 @main.command()
@@ -443,7 +443,7 @@ def sync(
         )
     _print_lock(result.lock)
     _print_fetch(result.fetch, offline=False)
-    _print_index(result.index, workspace.simple)
+    _print_index(result.index, workspace.layout.simple)
 
 
 # -- mirror nginx-config ---------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from mirror import _toml
+from mirror._records import fields_dict
 from mirror.compilereport import compile_report
 from mirror.errors import MirrorError
 from mirror.manifest import Manifest
@@ -134,14 +135,8 @@ class Finding:
         return f"{self.path}:{self.line}" if self.line is not None else self.path
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "severity": self.severity,
-            "code": self.code,
-            "path": self.path,
-            "line": self.line,
-            "location": self.location or None,
-            "message": self.message,
-        }
+        return {**fields_dict(self, "severity", "code", "path", "line"), "location": self.location or None,
+                "message": self.message}  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -30,58 +30,43 @@ def simple_dir(wheelhouse: Path) -> Path:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Layout:
-    """The paths of one workspace; all absolute."""
+    """The paths of one workspace; all absolute. Made by :meth:`of` (or :meth:`default`) from the three a spec
+    chooses; every other path follows from them."""
 
     root: Path  # the directory holding mirror.toml
     wheelhouse: Path
     lockfiles: Path
+    spec: Path  # mirror.toml
+    files: Path  # the locked wheels and sdists: files/<project>/<filename>
+    simple: Path  # the static index
+    home_page: Path  # the page for people, beside simple/
+    build_requirements_cache: Path  # what each sdist's build backend asked for, by the sdist's sha256
+    built_wheels: Path  # the record of wheels built here from sdists (mirror.builtwheels)
+    compile_report: Path  # what still compiles on each target (mirror.compilereport)
+    tool: Path  # offline-mirror's own workspace for bundles: its dependencies locked and fetched (mirror.selfinstall)
+    imported_bundles: Path  # on the offline side: the bundles imported here, in order
+
+    @classmethod
+    def of(cls, root: Path, *, wheelhouse: Path, lockfiles: Path) -> Layout:
+        return cls(
+            root=root,
+            wheelhouse=wheelhouse,
+            lockfiles=lockfiles,
+            spec=root / SPEC,
+            files=files_dir(wheelhouse),
+            simple=simple_dir(wheelhouse),
+            home_page=wheelhouse / HOME_PAGE,
+            build_requirements_cache=wheelhouse / ".cache" / "build-requirements",
+            built_wheels=wheelhouse / "built-wheels.json",
+            compile_report=wheelhouse / "compile-report.json",
+            tool=wheelhouse / ".tool",
+            imported_bundles=wheelhouse / ".bundles.json",
+        )
 
     @classmethod
     def default(cls, root: Path) -> Layout:
         """The layout ``mirror init`` writes: ``wheelhouse/`` and ``lockfiles/`` beside mirror.toml."""
-        return cls(root=root, wheelhouse=root / "wheelhouse", lockfiles=root / "lockfiles")
-
-    @property
-    def spec(self) -> Path:
-        return self.root / SPEC
-
-    @property
-    def files(self) -> Path:
-        return files_dir(self.wheelhouse)
-
-    @property
-    def simple(self) -> Path:
-        return simple_dir(self.wheelhouse)
-
-    @property
-    def home_page(self) -> Path:
-        """The page for people, beside ``simple/``."""
-        return self.wheelhouse / HOME_PAGE
-
-    @property
-    def build_requirements_cache(self) -> Path:
-        """What each sdist's build backend asked for, by the sdist's sha256."""
-        return self.wheelhouse / ".cache" / "build-requirements"
-
-    @property
-    def built_wheels(self) -> Path:
-        """The record of wheels built here from sdists (:mod:`mirror.builtwheels`)."""
-        return self.wheelhouse / "built-wheels.json"
-
-    @property
-    def compile_report(self) -> Path:
-        """What still compiles on each target (:mod:`mirror.compilereport`)."""
-        return self.wheelhouse / "compile-report.json"
-
-    @property
-    def tool(self) -> Path:
-        """The tool's own workspace for bundles: its dependencies locked and fetched (:mod:`mirror.selfinstall`)."""
-        return self.wheelhouse / ".tool"
-
-    @property
-    def imported_bundles(self) -> Path:
-        """On the offline side: the bundles imported here, in order."""
-        return self.wheelhouse / ".bundles.json"
+        return cls.of(root, wheelhouse=root / "wheelhouse", lockfiles=root / "lockfiles")
 
     def files_from_lockfiles(self) -> str:
         """``files/`` as a POSIX path relative to the lockfiles (a PEP 751 ``path`` of a wheel built here)."""

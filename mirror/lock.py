@@ -35,6 +35,7 @@ from mirror._download import download_verified
 from mirror.buildreqs import BuildRequirements, BuildRequirementsFinder
 from mirror.errors import MirrorError
 from mirror.layout import files_dir
+from mirror.lockfile import Previous
 from mirror.manifest import BuildEntry, FileEntry, Manifest, PackageEntry, Role, TargetEntry
 from mirror.progress import NullProgress, Progress
 from mirror.resolve import Pin, Resolver, ResolveRequest
@@ -68,14 +69,6 @@ class LockResult:
     manifest: Manifest
     changed: tuple[Path, ...]
     lockfiles: Path
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Previous:
-    """The previous lockfiles of a target: their pins are the resolver's preferences."""
-
-    runtime: str | None = None
-    build: str | None = None
 
 
 def requires_python_allows(file: DistFile, target: Target) -> bool:
@@ -299,6 +292,7 @@ class Locker:
                 self.progress.message(f"downloading {file.filename} to read its build system")
                 download_verified(self.session, file.url, path, sha256=file.sha256)
         return path
+
     def _sdist_needs(self, files: Iterable[DistFile]) -> list[tuple[str, BuildRequirements]]:
         needs = []
         for file in files:

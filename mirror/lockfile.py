@@ -13,6 +13,7 @@ Everything is rendered from the :class:`~mirror.manifest.Manifest` (pure: manife
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -193,14 +194,21 @@ def write_lock(manifest: Manifest, layout: Layout) -> list[Path]:
     return changed
 
 
-def read_previous(directory: Path, names: list[str]) -> dict[str, tuple[str | None, str | None]]:
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Previous:
+    """The previous lockfiles of a target: their pins are the resolver's preferences."""
+
+    runtime: str | None = None
+    build: str | None = None
+
+
+def read_previous(directory: Path, names: list[str]) -> dict[str, Previous]:
     """The previous runtime and build lock texts per target name (``None`` where absent)."""
-    out = {}
-    for name in names:
-        runtime = directory / f"{name}.txt"
-        build = directory / f"{name}.build.txt"
-        out[name] = (
-            runtime.read_text(encoding="utf-8") if runtime.is_file() else None,
-            build.read_text(encoding="utf-8") if build.is_file() else None,
-        )
-    return out
+
+    def text(path: Path) -> str | None:
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    return {
+        name: Previous(runtime=text(directory / f"{name}.txt"), build=text(directory / f"{name}.build.txt"))
+        for name in names
+    }

@@ -17,9 +17,10 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 from mirror._filenames import classify
+from mirror._records import Fields
 from mirror.errors import InvalidSpec, MirrorError
 from mirror.targets import Target
 
@@ -263,36 +264,22 @@ def load_manifest(directory: Path) -> Manifest:
             raise InvalidManifest(f"{path}: {str(exc).removeprefix(MANIFEST + ': ')}") from None
 
 
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if key else where
+def _error(where: str, message: str) -> InvalidManifest:
+    where = where if where.isprintable() else repr(where)  # a hostile key must not break the one-line message
+    return InvalidManifest(f"{MANIFEST}: {where}: {message}")
 
 
-class _Reader:
-    """Validating accessors that name the JSON path of what is wrong."""
+class _Reader(Fields):
+    """The manifest's accessors: a JSON path in every error."""
 
-    def error(self, where: str, message: str) -> InvalidManifest:
-        where = where if where.isprintable() else repr(where)  # a hostile key must not break the one-line message
-        return InvalidManifest(f"{MANIFEST}: {where}: {message}")
-
-    # ``where`` + ``key`` name the value; they are joined only for an error (10,000 files: a third of the time)
+    def __init__(self) -> None:
+        super().__init__(_error)
 
     def mapping(self, value: object, where: str, key: str = "") -> dict[str, object]:
-        if not isinstance(value, dict):
-            raise self.error(_join(where, key), "expected an object")
-        return cast(dict[str, object], value)
+        return self.table(value, where, key, what="an object", shown="")
 
-    def string(self, value: object, where: str, key: str = "") -> str:
-        if not isinstance(value, str):
-            raise self.error(_join(where, key), f"expected a string, got {value!r}")
-        return value
-
-    def optional_string(self, value: object, where: str, key: str = "") -> str | None:
-        return None if value is None else self.string(value, where, key)
-
-    def strings(self, value: object, where: str, key: str = "") -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.error(_join(where, key), "expected an array of strings")
-        return tuple(value)
+    def names(self, value: object, where: str, key: str = "") -> tuple[str, ...]:
+        return tuple(self.strings(value, where, key, shown=""))
 
     def file(self, name: str, value: object) -> FileEntry:
         where = f"files.{name}"
@@ -310,9 +297,8 @@ class _Reader:
         url = self.optional_string(item.get("url"), where, "url")
         if url is not None and url.partition(":")[0].lower() not in ("http", "https", "file"):  # urlsplit's scheme
             raise self.error(f"{where}.url", f"{url!r} is not an http(s) or file URL")
-        size = item.get("size")
-        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-            raise self.error(f"{where}.size", f"expected a non-negative integer, got {size!r}")
+        raw_size = item.get("size")
+        size = None if raw_size is None else self.count(raw_size, where, "size")
         yanked = item.get("yanked", False)
         if not isinstance(yanked, (bool, str)):
             raise self.error(f"{where}.yanked", f"expected true, false or a reason, got {yanked!r}")
@@ -352,7 +338,7 @@ class _Reader:
             role = package.get("role")
             if role not in ("runtime", "build"):
                 raise self.error(f"{at}.role", f"expected 'runtime' or 'build', got {role!r}")
-            names = self.strings(package.get("files"), at, "files")
+            names = self.names(package.get("files"), at, "files")
             for filename in names:
                 if filename not in files:
                     raise self.error(f"{at}.files", f"{filename!r} is not listed under files")
@@ -362,7 +348,7 @@ class _Reader:
                     version=self.string(package.get("version"), at, "version"),
                     role=role,
                     files=names,
-                    via=self.strings(package.get("via" if role == "runtime" else "needed_by", []), at, "via"),
+                    via=self.names(package.get("via" if role == "runtime" else "needed_by", []), at, "via"),
                 )
             )
         builds = []
@@ -376,12 +362,12 @@ class _Reader:
             builds.append(
                 BuildEntry(
                     requirer=self.string(build.get("for"), at, "for"),
-                    requires=self.strings(build.get("requires"), at, "requires"),
-                    static=self.strings(build.get("static", []), at, "static"),
-                    dynamic=None if dynamic is None else self.strings(dynamic, at, "dynamic"),
+                    requires=self.names(build.get("requires"), at, "requires"),
+                    static=self.names(build.get("static", []), at, "static"),
+                    dynamic=None if dynamic is None else self.names(dynamic, at, "dynamic"),
                     backend=self.string(build.get("backend", ""), at, "backend"),
                     error=self.optional_string(build.get("error"), at, "error"),
-                    pins=self.strings(build.get("pins"), at, "pins"),
+                    pins=self.names(build.get("pins"), at, "pins"),
                 )
             )
         return TargetEntry(target=target, packages=tuple(packages), builds=tuple(builds))

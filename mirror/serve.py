@@ -14,20 +14,7 @@ streamed with ``loop.sendfile`` (zero-copy ``os.sendfile`` on Linux). No path le
 is decoded once, encoded separators (``%2f``, ``%5c``), NUL, ``.``/``..`` and dot segments are refused before the
 filesystem is touched, and the resolved real path (symlinks followed) must still be inside the root.
 
-Server approach, chosen for requests per second on ``/simple/<project>/`` (what pip and uv ask most), measured with
-``bench/serve.py`` on a 2-core machine where devpi-server does ~550 req/s, pypiserver 200-350 and nginx ~37,000:
-
-* stdlib ``http.server`` (``ThreadingHTTPServer``): a thread per connection and an ``email``-based header parser;
-  pypiserver's class of speed, an order of magnitude short of the goal (10x devpi-server);
-* aiohttp, uvicorn + a raw ASGI app, granian (checked, not adopted): each is a dependency with its own release
-  cadence, and a framework's per-request objects (request, header multidict, ASGI scope and message dicts) are
-  exactly the cost that prebuilt responses avoid; none is needed to meet the goal;
-* what this module is: an ``asyncio.Protocol`` with a small HTTP/1.1 parser (one ``find`` for the end of the head,
-  one ``split``) and responses prebuilt per page variant: an index-page hit is a dict lookup, an ``os.stat`` and
-  one ``transport.write``. No dependency; tens of thousands of requests per second on the stdlib loop.
-  ``httptools`` (llhttp) parses a typical uv request in ~2.6 us against ~4.3 us here — not worth a dependency
-  for a few percent. ``uvloop`` 0.23 was no faster in this design under load on 2 cores, and its
-  ``loop.sendfile`` raises NotImplementedError, so the stdlib loop is used.
+How the server was chosen, and what it was measured against: docs/benchmarks.md (serve).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from packaging.version import Version
 
 from mirror._filenames import FileKind, classify
 from mirror._http import DEFAULT_TIMEOUT, request_error_reason
+from mirror._records import fields_dict
 from mirror.errors import MirrorError
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,7 @@ class DistFile:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "filename": self.filename,
-            "url": self.url,
-            "sha256": self.sha256,
-            "size": self.size,
-            "requires_python": self.requires_python,
-            "upload_time": self.upload_time,
+            **fields_dict(self, "filename", "url", "sha256", "size", "requires_python", "upload_time"),
             "yanked": self.yanked_reason if self.yanked and self.yanked_reason else self.yanked,
         }
 

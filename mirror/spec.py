@@ -13,13 +13,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from mirror import _atomic, _toml
+from mirror._records import Fields
 from mirror.errors import InvalidSpec
 from mirror.layout import SPEC, Layout
 from mirror.targets import Target
@@ -95,7 +96,7 @@ class Spec:
     @property
     def layout(self) -> Layout:
         """Where this workspace keeps its lockfiles, files, index, caches and records."""
-        return Layout(root=self.root, wheelhouse=self.wheelhouse, lockfiles=self.lockfiles)
+        return Layout.of(self.root, wheelhouse=self.wheelhouse, lockfiles=self.lockfiles)
 
     def target(self, name: str) -> Target:
         """The target called ``name``; an :class:`InvalidSpec` listing the known names otherwise."""
@@ -115,10 +116,10 @@ class Spec:
     @classmethod
     def from_dict(cls, data: Mapping[str, object], *, path: Path) -> Spec:
         """Build a spec from the parsed TOML document of the file at ``path``."""
-        _check_keys(data, _TABLES, "", what="table")
+        _FIELDS.keys(data, _TABLES, "", what="table")
         root = path.parent
         mirror = _table(data, "mirror")
-        _check_keys(mirror, _MIRROR_KEYS, "mirror")
+        _FIELDS.keys(mirror, _MIRROR_KEYS, "mirror")
         upstream = _upstream(_str(mirror, "upstream", "mirror", PYPI_SIMPLE))
         wheelhouse = _path(root, _str(mirror, "wheelhouse", "mirror", "wheelhouse"), "mirror.wheelhouse")
         lockfiles = _path(root, _str(mirror, "lockfiles", "mirror", "lockfiles"), "mirror.lockfiles")
@@ -272,35 +273,20 @@ def write_starter_spec(directory: Path, text: str, *, force: bool = False) -> Pa
 # -- helpers --------------------------------------------------------------------------------------------------
 
 
-def _check_keys(data: Mapping[str, object], allowed: Sequence[str], where: str, *, what: str = "key") -> None:
-    for key in data:
-        if key not in allowed:
-            path = f"{where}.{key}" if where else key
-            raise InvalidSpec(path, f"unknown {what}; expected one of: {', '.join(allowed)}")
+_FIELDS = Fields(InvalidSpec)
 
 
 def _table(data: Mapping[str, object], key: str) -> Mapping[str, object]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise InvalidSpec(key, f"expected a table ([{key}]), got {type(value).__name__}")
-    return cast(Mapping[str, object], value)
+    return _FIELDS.table(data.get(key, {}), key, what=f"a table ([{key}])", shown="type")
 
 
 def _str(data: Mapping[str, object], key: str, where: str, default: str) -> str:
-    value = data.get(key, default)
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidSpec(f"{where}.{key}", f"expected a non-empty string, got {value!r}")
-    return value.strip()
+    return _FIELDS.string(data.get(key, default), where, key, non_empty=True).strip()
 
 
 def _str_list(data: Mapping[str, object], key: str, where: str) -> list[str]:
-    value = data.get(key, [])
-    if not isinstance(value, list):
-        raise InvalidSpec(f"{where}.{key}", f"expected an array of strings, got {type(value).__name__} {value!r}")
-    for i, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
-            raise InvalidSpec(f"{where}.{key}[{i}]", f"expected a non-empty string, got {item!r}")
-    return [item.strip() for item in value]
+    items = _FIELDS.array(data.get(key, []), where, key, what="an array of strings", shown="type repr")
+    return [_FIELDS.string(item, f"{where}.{key}[{i}]", non_empty=True).strip() for i, item in enumerate(items)]
 
 
 def _path(root: Path, value: str, key: str) -> Path:
@@ -331,7 +317,7 @@ def _names(values: list[str], key: str) -> tuple[str, ...]:
 
 
 def _sources(data: Mapping[str, object], root: Path) -> Sources:
-    _check_keys(data, _SOURCE_KEYS, "sources")
+    _FIELDS.keys(data, _SOURCE_KEYS, "sources")
     projects: list[ProjectSource] = []
     raw_projects = data.get("projects", [])
     if not isinstance(raw_projects, list):
@@ -342,7 +328,7 @@ def _sources(data: Mapping[str, object], root: Path) -> Sources:
             item = {"path": item}
         if not isinstance(item, dict):
             raise InvalidSpec(where, f'expected a table such as {{ path = "." }} or a path, got {item!r}')
-        _check_keys(item, _PROJECT_KEYS, where)
+        _FIELDS.keys(item, _PROJECT_KEYS, where)
         projects.append(
             ProjectSource(
                 path=_path(root, _str(item, "path", where, "."), f"{where}.path"),
@@ -371,11 +357,8 @@ def _sources(data: Mapping[str, object], root: Path) -> Sources:
 
 
 def _policy(data: Mapping[str, object]) -> Policy:
-    _check_keys(data, _POLICY_KEYS, "policy")
+    _FIELDS.keys(data, _POLICY_KEYS, "policy")
     sdists = data.get("sdists", "when-needed")
     if sdists not in SDIST_POLICIES:
         raise InvalidSpec("policy.sdists", f"{sdists!r} is not a policy; expected one of: {', '.join(SDIST_POLICIES)}")
-    build_wheels = data.get("build-wheels", True)
-    if not isinstance(build_wheels, bool):
-        raise InvalidSpec("policy.build-wheels", f"expected true or false, got {build_wheels!r}")
-    return Policy(sdists=sdists, build_wheels=build_wheels)
+    return Policy(sdists=sdists, build_wheels=_FIELDS.boolean(data.get("build-wheels", True), "policy", "build-wheels"))

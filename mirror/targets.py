@@ -25,6 +25,7 @@ from packaging.markers import InvalidMarker, Marker
 from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms, platform_tags
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
+from mirror._records import Fields
 from mirror.errors import InvalidTarget
 
 OS = Literal["linux", "macos", "windows"]
@@ -448,12 +449,11 @@ def _required_str(data: Mapping[str, object], key: str, where: str) -> str:
 
 
 def _optional_str(data: Mapping[str, object], key: str, where: str) -> str | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidTarget(f"{where}.{key}", f"expected a string, got {type(value).__name__} {value!r}")
-    return value.strip()
+    value = _FIELDS.optional_string(data.get(key), where, key)
+    return None if value is None else value.strip()
+
+
+_FIELDS = Fields(InvalidTarget, shown="type repr")
 
 
 def _parse_version(raw: str, key: str) -> tuple[int, int]:

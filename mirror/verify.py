@@ -16,7 +16,7 @@ configuration files are hidden behind empty bind mounts, and :func:`verify` runs
   installed (``top_level.txt``, else ``RECORD``); ``pip wheel --no-deps`` of every sdist the target locks (an
   isolated build whose requirements come from the mirror); ``pip install DIR`` of every ``--project``; and for
   a project with a ``uv.lock``, in a copy of it: the lock relocated onto the served mirror (in memory,
-  :func:`mirror.uvlock.relocate`), ``uv sync --frozen --no-default-groups`` (with the mirror as
+  :func:`mirror.sources.uvlock.relocate`), ``uv sync --frozen --no-default-groups`` (with the mirror as
   ``UV_DEFAULT_INDEX``: uv resolves the project's own ``build-system.requires`` from the index even when frozen)
   and ``uv run --frozen python -c pass``;
 * for every target (runnable or not), the static checks: every locked file present with its sha256
@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mirror._process import Runner, clean_environment, run_command
+from mirror._records import fields_dict
 from mirror._verified import verified_files
 from mirror.config import BUILD_CONSTRAINTS, ClientConfig, load_build_lock, render_files
 from mirror.errors import MirrorError
@@ -59,8 +60,7 @@ from mirror.interpreters import Interpreter, discover, interpreter_for
 from mirror.manifest import FileEntry, Manifest, TargetEntry
 from mirror.progress import NullProgress, Progress
 from mirror.serve import AccessRecord, serving
-from mirror.sources import parse_uv_lock
-from mirror.uvlock import relocate, unserved
+from mirror.sources.uvlock import parse_uv_lock, relocate, unserved
 
 __all__ = [
     "NAMESPACE_HINT",
@@ -163,14 +163,7 @@ class Step:
     missing: tuple[str, ...] = ()  # requirements named by the installer, URLs the mirror answered 404
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "step": self.step,
-            "target": self.target,
-            "ok": self.ok,
-            "summary": self.summary,
-            "output": list(self.output),
-            "missing": list(self.missing),
-        }
+        return fields_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> Step:

@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # each stage imports what it runs: `mirror index` starts with
     from mirror.fetch import CheckResult, FetchResult
     from mirror.index import IndexResult
     from mirror.lock import LockOptions, LockResult
-    from mirror.uvlock import Relocation
+    from mirror.sources.uvlock import Relocation
     from mirror.verify import Report as VerifyReport
 
 CompileReport = dict[str, list[dict[str, object]]]  # target name -> what still builds from an sdist there
@@ -135,18 +135,6 @@ class Workspace:
     def layout(self) -> Layout:
         return self.spec.layout
 
-    @property
-    def files_dir(self) -> Path:
-        return self.layout.files
-
-    @property
-    def lockfiles(self) -> Path:
-        return self.layout.lockfiles
-
-    @property
-    def simple(self) -> Path:
-        return self.layout.simple
-
     def manifest(self, *, rebuilding: bool = False) -> Manifest:
         """The current lock: ``mirror.lock.json`` with every wheel built here that is still in the wheelhouse.
 
@@ -155,10 +143,10 @@ class Workspace:
         """
         from mirror.builtwheels import with_built_wheels
 
-        manifest = load_manifest(self.lockfiles)
+        manifest = load_manifest(self.layout.lockfiles)
         if rebuilding:
             manifest = manifest.without_built_wheels()
-        return with_built_wheels(manifest, self.registry(), self.files_dir)
+        return with_built_wheels(manifest, self.registry(), self.layout.files)
 
     def registry(self) -> Registry:
         """The record of wheels built here from sdists."""
@@ -186,17 +174,14 @@ class Workspace:
     def lock(self, options: LockOptions | None = None) -> LockResult:
         """Resolve every target, with the recursive build-requirement closure, and write the lockfiles."""
         from mirror.buildreqs import BuildRequirementsFinder
-        from mirror.lock import Locker, LockOptions, LockResult, Previous
+        from mirror.lock import Locker, LockOptions, LockResult
         from mirror.lockfile import read_previous, write_lock
         from mirror.resolve import make_resolver
         from mirror.simple import SimpleClient
 
         options = options or LockOptions()
         session = self.session()
-        previous = {
-            name: Previous(runtime=runtime, build=build)
-            for name, (runtime, build) in read_previous(self.lockfiles, [t.name for t in self.spec.targets]).items()
-        }
+        previous = read_previous(self.layout.lockfiles, [t.name for t in self.spec.targets])
         locker = Locker(
             self.spec,
             resolver=make_resolver(options.resolver),
@@ -211,9 +196,9 @@ class Workspace:
         from mirror.builtwheels import with_built_wheels
 
         # wheels built here earlier stay in the lock while their sdist is unchanged
-        manifest = with_built_wheels(locker.lock(previous), self.registry(), self.files_dir)
+        manifest = with_built_wheels(locker.lock(previous), self.registry(), self.layout.files)
         changed = write_lock(manifest, self.layout)
-        return LockResult(manifest=manifest, changed=tuple(changed), lockfiles=self.lockfiles)
+        return LockResult(manifest=manifest, changed=tuple(changed), lockfiles=self.layout.lockfiles)
 
     def fetch(self, options: FetchOptions | None = None) -> FetchOutcome:
         """Download every locked file (verified, resumable); then, with policy.build-wheels, build wheels from
@@ -224,7 +209,7 @@ class Workspace:
         building = self.spec.policy.build_wheels
         download = fetch(
             self.manifest(rebuilding=building),
-            self.files_dir,
+            self.layout.files,
             session=self.session(),
             targets=options.targets,
             jobs=options.jobs,
@@ -232,11 +217,11 @@ class Workspace:
             progress=self.progress,
         )
         if options.offline:
-            return FetchOutcome(download=download, files_dir=self.files_dir, builds=None, compile_report=None)
+            return FetchOutcome(download=download, files_dir=self.layout.files, builds=None, compile_report=None)
         builds = self.build_wheels(options.targets) if options.build and building else None
         return FetchOutcome(
             download=download,
-            files_dir=self.files_dir,
+            files_dir=self.layout.files,
             builds=builds,
             compile_report=self.compile_report(options.targets),
         )
@@ -251,7 +236,7 @@ class Workspace:
 
         manifest, outcomes = build_missing(
             self.manifest(rebuilding=True),
-            self.files_dir,
+            self.layout.files,
             self.registry(),
             interpreters=discover(),
             targets=targets,
@@ -293,7 +278,7 @@ class Workspace:
         """Re-hash every locked file of the targets; missing and corrupt ones, and unfinished downloads."""
         from mirror.fetch import check
 
-        return check(self.manifest(), self.files_dir, targets=targets)
+        return check(self.manifest(), self.layout.files, targets=targets)
 
     # -- across the air gap -----------------------------------------------------------------------------------
 
@@ -369,7 +354,7 @@ class Workspace:
             report = verify(
                 manifest,
                 wheelhouse=self.layout.wheelhouse,
-                lockfiles=self.lockfiles,
+                lockfiles=self.layout.lockfiles,
                 targets=[self.spec.target(n).name for n in options.targets],
                 projects=[p.absolute() for p in options.projects],
                 progress=self.progress,
@@ -383,7 +368,7 @@ class Workspace:
         manifest = self.manifest()
         chosen = choose_target(manifest, target, host_target().name)
         return diagnose(
-            read_project_files(project), mirror_view(manifest, chosen, self.files_dir), project=str(project)
+            read_project_files(project), mirror_view(manifest, chosen, self.layout.files), project=str(project)
         )
 
     def publish_devpi(self, url: str, index: str, *, user: str | None, password: str | None) -> PublishOutcome:
@@ -393,7 +378,7 @@ class Workspace:
         manifest = self.manifest()
         result = publish(
             manifest,
-            self.files_dir,
+            self.layout.files,
             url=url,
             index=IndexName.parse(index),
             user=user,
@@ -402,19 +387,18 @@ class Workspace:
             progress=self.progress,
         )
         return PublishOutcome(
-            result=result, lockfiles=tuple(self.lockfiles / f"{t.name}.txt" for t in manifest.targets)
+            result=result, lockfiles=tuple(self.layout.lockfiles / f"{t.name}.txt" for t in manifest.targets)
         )
 
     def relocate_uv_lock(self, uv_lock: Path, *, url: str, out: Path) -> Relocation:
         """Point ``uv_lock``'s registry packages at the mirror served at ``url``; write ``out``."""
         from mirror._verified import verified_files
-        from mirror.uvlock import relocate_uv_lock
+        from mirror.sources.uvlock import relocate_uv_lock
 
-        ready, _ = verified_files(self.manifest(), self.files_dir, purpose="relocated onto")
+        ready, _ = verified_files(self.manifest(), self.layout.files, purpose="relocated onto")
         return relocate_uv_lock(
             uv_lock, url=url, held={file.filename: file for file in ready}, targets=self.spec.targets, out=out
         )
-
 
 
 __all__ = [

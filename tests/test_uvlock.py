@@ -22,8 +22,8 @@ from mirror.errors import MirrorError
 from mirror.manifest import FileEntry
 from mirror.serve import AccessRecord, serving
 from mirror.sources import parse_uv_lock
+from mirror.sources.uvlock import RelocateError, mirror_root, relocate, unserved
 from mirror.targets import Target, host_target
-from mirror.uvlock import RelocateError, mirror_root, relocate, unserved
 from tests.upstream import DEFAULT_RELEASES, BackendSdist, Release, Upstream, build_dists, isolated_env, serve_dir
 
 MakeUpstream = Callable[..., Upstream]
@@ -252,7 +252,7 @@ def test_relocate_is_idempotent_and_keeps_crlf_line_endings() -> None:
 
 def test_a_file_of_the_same_name_with_another_sha256_is_not_the_locked_file(caplog: pytest.LogCaptureFixture) -> None:
     other = {**HELD, "iniconfig-2.0.0-py3-none-any.whl": entry("iniconfig-2.0.0-py3-none-any.whl", "plugin")}
-    with caplog.at_level(logging.WARNING, logger="mirror.uvlock"):
+    with caplog.at_level(logging.WARNING, logger="mirror.sources.uvlock"):
         result = relocate(UV_LOCK, root=M, held=other)
     assert "iniconfig-2.0.0-py3-none-any.whl" in [f.filename for f in result.dropped]
     assert caplog.messages == [

@@ -24,6 +24,7 @@ from typing import IO, BinaryIO, Literal
 
 from mirror import selfinstall
 from mirror._filenames import classify
+from mirror._records import Fields, fields_dict
 from mirror.errors import MirrorError
 from mirror.progress import NullProgress, Progress
 from mirror.spec import Spec
@@ -59,7 +60,6 @@ class MissingBase(BundleError):
     def __init__(self, bundle: Path, base: str) -> None:
         self.base = base
         super().__init__(f"{bundle}: a delta of bundle {base}, which was never imported here; import that bundle first")
-
 
 
 def offline_spec(spec: Spec, targets: Sequence[Target]) -> str:
@@ -107,7 +107,7 @@ class Member:
     sha256: str
 
     def to_dict(self) -> dict[str, object]:
-        return {"path": self.path, "size": self.size, "sha256": self.sha256}
+        return fields_dict(self)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -157,6 +157,7 @@ class BundleManifest:
         def fail(key: str, message: str) -> BundleError:
             return BundleError(f"{where}: {key}: {message}")
 
+        fields = Fields(fail, shown="")
         if not isinstance(data, dict):
             raise BundleError(f"{where}: expected a JSON object")
         if data.get("format") != FORMAT:
@@ -169,40 +170,27 @@ class BundleManifest:
         if base is not None and (not isinstance(base, str) or not _ID.fullmatch(base)):
             raise fail("base", f"expected null or 32 lowercase hex digits, got {base!r}")
         tool = data.get("tool")
-        tool_version = tool.get("version") if isinstance(tool, dict) else None
-        if not isinstance(tool_version, str):
-            raise fail("tool.version", "expected a string")
+        tool_version = fields.string(tool.get("version") if isinstance(tool, dict) else None, "tool.version")
         compression = data.get("compression")
         if compression not in ("zst", "gz"):
             raise fail("compression", f"expected 'zst' or 'gz', got {compression!r}")
 
-        def names(key: str) -> tuple[str, ...]:
-            value = data.get(key)
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise fail(key, "expected an array of strings")
-            return tuple(value)
-
         def members(key: str) -> tuple[Member, ...]:
-            value = data.get(key)
-            if not isinstance(value, list):
-                raise fail(key, "expected an array")
             out, seen = [], set()
-            for i, item in enumerate(value):
-                if not isinstance(item, dict):
-                    raise fail(f"{key}[{i}]", "expected an object with path, size and sha256")
-                path, size, sha256 = item.get("path"), item.get("size"), item.get("sha256")
-                if not isinstance(path, str):
-                    raise fail(f"{key}[{i}].path", "expected a string")
+            for i, value in enumerate(fields.array(data.get(key), key)):
+                at = f"{key}[{i}]"
+                item = fields.table(value, at, what="an object with path, size and sha256")
+                path = fields.string(item.get("path"), at, "path")
                 problem = unsafe_path(path) or misplaced(path)
                 if problem:
-                    raise fail(f"{key}[{i}].path", f"{path!r}: {problem}")
+                    raise fail(f"{at}.path", f"{path!r}: {problem}")
                 if path in seen:
-                    raise fail(f"{key}[{i}].path", f"{path!r} is listed twice")
+                    raise fail(f"{at}.path", f"{path!r} is listed twice")
                 seen.add(path)
-                if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                    raise fail(f"{key}[{i}].size", f"expected a non-negative integer, got {size!r}")
+                size = fields.count(item.get("size"), at, "size", shown="repr")
+                sha256 = item.get("sha256")
                 if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
-                    raise fail(f"{key}[{i}].sha256", f"expected a lowercase hex sha256, got {sha256!r}")
+                    raise fail(f"{at}.sha256", f"expected a lowercase hex sha256, got {sha256!r}")
                 out.append(Member(path=path, size=size, sha256=sha256))
             return tuple(out)
 
@@ -213,8 +201,8 @@ class BundleManifest:
             created=created if isinstance(created, str) else "",
             tool_version=tool_version,
             compression=compression,
-            targets=names("targets"),
-            tool_targets=names("tool_targets"),
+            targets=tuple(fields.strings(data.get("targets"), "targets")),
+            tool_targets=tuple(fields.strings(data.get("tool_targets"), "tool_targets")),
             members=members("members"),
             contents=members("contents"),
         )

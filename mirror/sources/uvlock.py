@@ -1,5 +1,10 @@
-"""Relocate a uv.lock onto the mirror: what ``mirror relocate-uv-lock`` does.
+"""uv.lock: read it as a source of pins, and relocate it onto the mirror.
 
+**Reading** (:func:`parse_uv_lock` / :func:`read_uv_lock`): :meth:`UvLock.reachable` walks the lock from its
+workspace members for one target, evaluating each edge's marker for that target, and :func:`uv_lock_inputs`
+pins every registry package it reaches, exactly as locked.
+
+**Relocating** (``mirror relocate-uv-lock``).
 ``uv sync --frozen`` installs every file from the URL written in uv.lock and ignores every index setting
 (``--index-url``, ``UV_DEFAULT_INDEX``, uv.toml; astral-sh/uv#19625, #21747; a lock records where each file was
 found, #6349). A lock made against PyPI therefore cannot install in a network without PyPI, whatever the clients
@@ -22,7 +27,7 @@ edited line by line where uv writes these keys, then parsed again with tomllib a
 document transformed the same way, so a hand-formatted lock is refused rather than rewritten wrongly.
 
 :func:`unserved` is the check before writing: every package that one of the spec's targets installs (walked by
-:meth:`mirror.sources.UvLock.reachable`) must keep a file that target can use. :func:`relocate_uv_lock` is the
+:meth:`UvLock.reachable`) must keep a file that target can use. :func:`relocate_uv_lock` is the
 thin edge: read the lock and the wheelhouse, check, write atomically.
 """
 
@@ -30,23 +35,354 @@ from __future__ import annotations
 
 import copy
 import logging
+import posixpath
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from packaging.requirements import Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
 from mirror import _atomic, _toml
 from mirror._filenames import classify
 from mirror.errors import MirrorError
 from mirror.manifest import FileEntry
-from mirror.sources import UvLock, parse_uv_lock
+from mirror.sources.inputs import (
+    RELEASE_ADVICE,
+    BuildSystem,
+    Inputs,
+    InvalidSource,
+    Project,
+    RootRequirement,
+    read_toml,
+    shown,
+    strings,
+)
+from mirror.sources.pyproject import parse_build_system, project_file
 from mirror.targets import Target
 
 log = logging.getLogger(__name__)
+
+#: uv.lock source kinds: where a locked package comes from.
+_REGISTRY = "registry"
+_LOCAL_KINDS = ("editable", "virtual", "directory")  # a project directory: built locally, never mirrored
+_REMOTE_KINDS = ("git", "url", "path")  # an archive or checkout: cannot be mirrored from an index
+_SOURCE_KINDS = (_REGISTRY, *_LOCAL_KINDS, *_REMOTE_KINDS)
+_EXTRA_LITERAL_RE = re.compile(r"""\bextra\s*(?:==|!=)\s*(['"])(.*?)\1|(['"])(.*?)\3\s*(?:==|!=)\s*extra\b""")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UvDependency:
+    """One edge of uv.lock: ``{ name = "...", version = "...", source = {...}, marker = "...", extra = [...] }``."""
+
+    name: str  # normalized
+    version: str | None = None  # given when several packages share the name (a forked resolution)
+    source: tuple[str, str] | None = None  # (kind, value), given when the name and version are still ambiguous
+    marker: str | None = None
+    extras: tuple[str, ...] = ()  # normalized
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UvPackage:
+    """One ``[[package]]`` of uv.lock."""
+
+    name: str  # normalized
+    version: str | None  # None for a local project with a dynamic version
+    source: tuple[str, str]  # (kind, value): ("registry", "https://pypi.org/simple"), ("editable", "."), ...
+    dependencies: tuple[UvDependency, ...] = ()
+    optional_dependencies: Mapping[str, tuple[UvDependency, ...]] = field(default_factory=dict)  # by extra
+    dev_dependencies: Mapping[str, tuple[UvDependency, ...]] = field(default_factory=dict)  # by group
+
+    @property
+    def kind(self) -> str:
+        return self.source[0]
+
+    def describe(self) -> str:
+        return f"{self.name} {self.version}" if self.version else self.name
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UvLock:
+    """A parsed uv.lock (version 1)."""
+
+    path: Path  # the lock file; relative local sources resolve against its directory
+    label: str  # how the file is shown in origins and errors
+    requires_python: SpecifierSet | None
+    packages: tuple[UvPackage, ...]
+
+    @property
+    def members(self) -> tuple[UvPackage, ...]:
+        """Where a walk starts: local projects inside the lock's workspace (the root ``editable = "."`` too)."""
+        return tuple(p for p in self.packages if p.kind in _LOCAL_KINDS and _inside(p.source[1]))
+
+    def reachable(self, target: Target) -> tuple[UvPackage, ...]:
+        """Every package the members need on ``target``: all their extras and groups, edges' markers evaluated.
+
+        An edge's marker is evaluated for the target with no extra active and with each extra it names active
+        (uv spells conflicting extras and groups ``extra == 'extra-3-app-cpu'`` / ``'group-3-app-dev'``); a
+        marker that cannot be evaluated counts as true and is logged. A package is walked through its
+        ``dependencies`` and the ``optional-dependencies`` of the extras its edges ask for.
+        """
+        if self.requires_python is not None and not self.requires_python.contains(
+            target.python_full_version, prereleases=True
+        ):
+            raise InvalidSource(
+                self.label,
+                f"requires-python {str(self.requires_python)!r} excludes target {target.name!r}"
+                f" (Python {target.python}); the lock cannot be installed there",
+            )
+        if not self.members:
+            raise InvalidSource(
+                self.label,
+                "no workspace member to start from (a package whose source is editable, virtual or directory"
+                " inside the lock's directory)",
+            )
+        by_name: dict[str, list[UvPackage]] = {}
+        for package in self.packages:
+            by_name.setdefault(package.name, []).append(package)
+        order: dict[int, UvPackage] = {}  # id(package) -> package, in the order reached
+        seen: set[tuple[int, str]] = set()  # (id(package), part): "" for dependencies, "extra:x", "group:y"
+        warned: set[str] = set()
+        work: list[tuple[UvPackage, str]] = []
+        for member in self.members:
+            order[id(member)] = member
+            work.append((member, ""))
+            work += [(member, f"extra:{extra}") for extra in member.optional_dependencies]
+            work += [(member, f"group:{group}") for group in member.dev_dependencies]
+        while work:
+            package, part = work.pop(0)
+            if (id(package), part) in seen:
+                continue
+            seen.add((id(package), part))
+            if not part:
+                edges = package.dependencies
+            elif part.startswith("extra:"):
+                edges = package.optional_dependencies.get(part[6:], ())
+            else:
+                edges = package.dev_dependencies.get(part[6:], ())
+            for edge in edges:
+                if not self._applies(edge, package, target, warned):
+                    continue
+                found = self._resolve(edge, package, by_name)
+                order.setdefault(id(found), found)
+                work.append((found, ""))
+                work += [(found, f"extra:{extra}") for extra in edge.extras]
+        return tuple(order.values())
+
+    def pins_for(self, target: Target) -> list[RootRequirement]:
+        """``name==version`` for every registry package :meth:`reachable` on ``target``, sorted by name."""
+        return self.pins(self.reachable(target), target=target)
+
+    def pins(self, packages: Iterable[UvPackage], *, target: Target) -> list[RootRequirement]:
+        """``name==version`` for every registry package of ``packages``, sorted by name.
+
+        A package from git, a URL or a local archive is an :class:`InvalidSource` (it cannot be mirrored from an
+        index), and so is one name pinned at two versions (conflicting extras or groups: one resolution cannot
+        hold both). Local project directories are skipped.
+        """
+        pins: dict[str, UvPackage] = {}
+        for package in packages:
+            kind, value = package.source
+            if kind in _REMOTE_KINDS:
+                raise InvalidSource(
+                    self.label,
+                    f"package {package.describe()!r} ({kind} = {value!r}) cannot be mirrored from an index;"
+                    f" {RELEASE_ADVICE}",
+                )
+            if kind != _REGISTRY:
+                continue
+            other = pins.setdefault(package.name, package)
+            if other is not package:
+                raise InvalidSource(
+                    self.label,
+                    f"package {package.name!r} is locked at both {other.version} and {package.version} for target"
+                    f" {target.name!r} (conflicting extras or groups); one resolution cannot install both",
+                )
+        return [
+            RootRequirement(requirement=Requirement(f"{name}=={package.version}"), origin=self.label)
+            for name, package in sorted(pins.items())
+        ]
+
+    def _applies(self, edge: UvDependency, package: UvPackage, target: Target, warned: set[str]) -> bool:
+        if edge.marker is None:
+            return True
+        literals = [m[2] if m[2] is not None else m[4] for m in _EXTRA_LITERAL_RE.finditer(edge.marker)]
+        try:
+            return target.evaluate(edge.marker, extras=["", *literals])
+        except (MirrorError, ValueError) as exc:
+            if edge.marker not in warned:
+                warned.add(edge.marker)
+                log.warning(
+                    "%s: cannot evaluate marker %r (%s -> %s) for target %s, so the dependency is kept: %s",
+                    self.label,
+                    edge.marker,
+                    package.describe(),
+                    edge.name,
+                    target.name,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                )
+            return True
+
+    def _resolve(self, edge: UvDependency, package: UvPackage, by_name: Mapping[str, list[UvPackage]]) -> UvPackage:
+        candidates = [
+            p
+            for p in by_name.get(edge.name, [])
+            if (edge.version is None or p.version == edge.version) and (edge.source is None or p.source == edge.source)
+        ]
+        if len(candidates) == 1:
+            return candidates[0]
+        wanted = edge.name + (f" {edge.version}" if edge.version else "")
+        if not candidates:
+            raise InvalidSource(
+                self.label, f"package {package.describe()!r} depends on {wanted!r}, which is not in the lock"
+            )
+        raise InvalidSource(
+            self.label,
+            f"package {package.describe()!r} depends on {wanted!r}, which the lock holds"
+            f" {len(candidates)} times; the edge names no version or source to choose",
+        )
+
+
+def _inside(relative: str) -> bool:
+    """Whether a local source path (relative to the lock's directory) stays inside that directory."""
+    if relative.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", relative):
+        return False
+    normalized = posixpath.normpath(relative.replace("\\", "/"))
+    return normalized != ".." and not normalized.startswith("../")
+
+
+def _lock_source(value: object, label: str, where: str) -> tuple[str, str]:
+    if isinstance(value, dict):
+        kinds = [k for k in value if k in _SOURCE_KINDS]
+        if len(kinds) == 1 and isinstance(value[kinds[0]], str):
+            return kinds[0], value[kinds[0]]
+    raise InvalidSource(label, f"{where}: expected a table with one of {', '.join(_SOURCE_KINDS)}, got {value!r}")
+
+
+def _lock_dependencies(value: object, label: str, where: str) -> tuple[UvDependency, ...]:
+    if not isinstance(value, list):
+        raise InvalidSource(label, f"{where}: expected an array of tables, got {value!r}")
+    edges = []
+    for i, item in enumerate(value):
+        key = f"{where}[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise InvalidSource(label, f"{key}: expected a table with a name, got {item!r}")
+        version = item.get("version")
+        marker = item.get("marker")
+        if version is not None and not isinstance(version, str):
+            raise InvalidSource(label, f"{key}.version: expected a string, got {version!r}")
+        if marker is not None and not isinstance(marker, str):
+            raise InvalidSource(label, f"{key}.marker: expected a string, got {marker!r}")
+        edges.append(
+            UvDependency(
+                name=canonicalize_name(item["name"]),
+                version=version,
+                source=_lock_source(item["source"], label, f"{key}.source") if "source" in item else None,
+                marker=marker,
+                extras=tuple(canonicalize_name(e) for e in strings(item.get("extra", []), label, f"{key}.extra")),
+            )
+        )
+    return tuple(edges)
+
+
+def _lock_tables(value: object, label: str, where: str) -> dict[str, tuple[UvDependency, ...]]:
+    if not isinstance(value, dict):
+        raise InvalidSource(label, f"{where}: expected a table, got {value!r}")
+    return {
+        canonicalize_name(name): _lock_dependencies(edges, label, f"{where}.{name}") for name, edges in value.items()
+    }
+
+
+def parse_uv_lock(text: str, *, path: Path, label: str | None = None) -> UvLock:
+    """Parse the uv.lock ``text`` of the file at ``path`` (shown as ``label``)."""
+    shown = label if label is not None else str(path)
+    data = read_toml(text, shown)
+    version = data.get("version")
+    if version != 1:
+        raise InvalidSource(shown, f"version: {version!r} is not a uv.lock version this tool reads; expected 1")
+    requires_python = None
+    if "requires-python" in data:
+        raw = data["requires-python"]
+        try:
+            requires_python = SpecifierSet(raw) if isinstance(raw, str) else None
+        except InvalidSpecifier:
+            requires_python = None
+        if requires_python is None:
+            raise InvalidSource(shown, f"requires-python: {raw!r} is not a version specifier")
+    raw_packages = data.get("package", [])
+    if not isinstance(raw_packages, list):
+        raise InvalidSource(shown, "package: expected an array of tables ([[package]])")
+    packages = []
+    for i, item in enumerate(raw_packages):
+        where = f"package[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise InvalidSource(shown, f"{where}: expected a table with a name")
+        package_version = item.get("version")
+        if package_version is not None and not isinstance(package_version, str):
+            raise InvalidSource(shown, f"{where}.version: expected a string, got {package_version!r}")
+        if "source" not in item:
+            raise InvalidSource(shown, f"{where}.source: missing")
+        source = _lock_source(item["source"], shown, f"{where}.source")
+        if source[0] == _REGISTRY and package_version is None:
+            raise InvalidSource(shown, f"{where}.version: missing; a package from a registry has a version")
+        packages.append(
+            UvPackage(
+                name=canonicalize_name(item["name"]),
+                version=package_version,
+                source=source,
+                dependencies=_lock_dependencies(item.get("dependencies", []), shown, f"{where}.dependencies"),
+                optional_dependencies=_lock_tables(
+                    item.get("optional-dependencies", {}), shown, f"{where}.optional-dependencies"
+                ),
+                dev_dependencies=_lock_tables(item.get("dev-dependencies", {}), shown, f"{where}.dev-dependencies"),
+            )
+        )
+    return UvLock(path=path, label=shown, requires_python=requires_python, packages=tuple(packages))
+
+
+def read_uv_lock(path: Path, *, root: Path) -> UvLock:
+    """Read and parse the uv.lock at ``path``; it is shown relative to ``root``."""
+    label = shown(path, root)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidSource(label, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidSource(label, f"cannot read: {exc}") from None
+    return parse_uv_lock(text, path=path, label=label)
+
+
+def uv_lock_inputs(lock: UvLock, target: Target, *, root: Path) -> Inputs:
+    """The lock's pins for ``target`` (as requirements and as constraints) and the local projects it builds.
+
+    A local project's build system is read from its directory (relative to the lock); a project whose
+    directory is missing is skipped with a warning.
+    """
+    reached = lock.reachable(target)
+    pins = lock.pins(reached, target=target)
+    projects = []
+    for package in (p for p in reached if p.kind in ("editable", "directory")):
+        directory = (lock.path.parent / package.source[1]).absolute()
+        found = project_file(directory, root)
+        if found is None:
+            log.warning(
+                "%s: local project %r is not at %s; its build system is not mirrored",
+                lock.label,
+                package.name,
+                shown(directory, root),
+            )
+            continue
+        label, text = found
+        build_system = BuildSystem.legacy() if text is None else parse_build_system(read_toml(text, label), label=label)
+        projects.append(Project(name=package.name, path=directory, build_system=build_system))
+    return Inputs(requirements=tuple(pins), constraints=tuple(pins), projects=tuple(projects))
+
+
+# -- relocation --------------------------------------------------------------------------------------------
 
 SYNC_ADVICE = "add it to [sources] uv-locks and run 'mirror sync'"
 LAYOUT_ADVICE = "run 'uv lock' to write it in uv's layout, then relocate it"

@@ -1,0 +1,229 @@
+"""What every source parses to: the root requirements, constraints and local projects of one target's lock
+(:class:`Inputs`), the one error of the sources (:class:`InvalidSource`), and what the parsers share: a
+requirement that must come from an index, a path as shown in messages, TOML read with the file named.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from mirror import _toml
+from mirror._records import Fields
+from mirror.errors import MirrorError
+from mirror.spec import SPEC_FILENAME
+
+LEGACY_BUILD_REQUIRES = ("setuptools>=40.8.0",)
+LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
+
+LOCAL_ADVICE = "list the project under [sources] projects"
+RELEASE_ADVICE = "require a released version instead"
+
+
+class InvalidSource(MirrorError):
+    """A source named by ``[sources]`` cannot be read or cannot be mirrored from an index.
+
+    The message starts with where: ``requirements.txt:4`` or ``app/pyproject.toml: project.dependencies[2]``.
+    """
+
+    def __init__(self, where: str, message: str) -> None:
+        self.where = where
+        self.detail = message
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+# -- the result -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RootRequirement:
+    """One requirement the lock starts from, and where it was written."""
+
+    requirement: Requirement  # markers kept: the resolver evaluates them for the target
+    origin: str  # "requirements.txt:3", "app/pyproject.toml [project.dependencies]", "uv.lock", ...
+
+    @property
+    def line(self) -> str:
+        """The requirement as one canonical PEP 508 line (normalized name and extras)."""
+        return requirement_line(self.requirement)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BuildSystem:
+    """A project's ``[build-system]``; pip's legacy default when the table is absent."""
+
+    requires: tuple[Requirement, ...]
+    backend: str | None  # None: not declared (frontends then use LEGACY_BACKEND)
+    backend_path: tuple[str, ...] = ()
+    declared: bool  # False when pyproject.toml has no [build-system] and the legacy default applies
+
+    @property
+    def effective_backend(self) -> str:
+        """The backend a PEP 517 frontend calls: the declared one or ``setuptools.build_meta:__legacy__``."""
+        return self.backend or LEGACY_BACKEND
+
+    @classmethod
+    def legacy(cls) -> BuildSystem:
+        """What pip uses for a project with no ``[build-system]``: setuptools' legacy backend."""
+        return cls(
+            requires=tuple(Requirement(r) for r in LEGACY_BUILD_REQUIRES), backend=None, backend_path=(), declared=False
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Project:
+    """A local project: built (so its build system is locked) but never mirrored itself."""
+
+    name: str  # normalized
+    path: Path  # the project directory
+    build_system: BuildSystem
+    # True when the resolver must build the project to learn its dependencies; the project is then one of the
+    # requirements itself (``name @ file:///...``) and the lock drops its own pin from the output.
+    dynamic_dependencies: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Inputs:
+    """What one target's lock starts from."""
+
+    requirements: tuple[RootRequirement, ...] = ()  # what to install, every origin kept
+    constraints: tuple[RootRequirement, ...] = ()  # from -c files and uv.lock pins
+    projects: tuple[Project, ...] = ()  # local projects, for the build closure (their build_system)
+
+    @classmethod
+    def combine(cls, parts: Iterable[Inputs]) -> Inputs:
+        """All ``parts`` in order, without repeating a requirement from the same origin or a project's path."""
+        requirements: dict[tuple[str, str], RootRequirement] = {}
+        constraints: dict[tuple[str, str], RootRequirement] = {}
+        projects: dict[Path, Project] = {}
+        for part in parts:
+            for root in part.requirements:
+                requirements.setdefault((root.line, root.origin), root)
+            for root in part.constraints:
+                constraints.setdefault((root.line, root.origin), root)
+            for project in part.projects:
+                projects.setdefault(project.path, project)
+        return cls(
+            requirements=tuple(requirements.values()),
+            constraints=tuple(constraints.values()),
+            projects=tuple(projects.values()),
+        )
+
+    def requirements_txt(self) -> str:
+        """A ``requirements.in`` text: one PEP 508 line per distinct requirement, sorted by name."""
+        return _lines(self.requirements)
+
+    def constraints_txt(self) -> str:
+        """A constraints text: one PEP 508 line per distinct constraint, sorted by name."""
+        return _lines(self.constraints)
+
+
+def requirement_line(requirement: Requirement) -> str:
+    """``requirement`` as one canonical line: normalized name and extras, packaging's spelling of the rest."""
+    copy = Requirement(str(requirement))
+    copy.name = canonicalize_name(copy.name)
+    copy.extras = {canonicalize_name(extra) for extra in copy.extras}
+    return str(copy)
+
+
+def _lines(roots: Iterable[RootRequirement]) -> str:
+    lines = {(canonicalize_name(root.requirement.name), root.line) for root in roots}
+    return "".join(f"{line}\n" for _, line in sorted(lines))
+
+
+# -- requirement strings ------------------------------------------------------------------------------------
+
+VCS_OR_URL_RE = re.compile(r"^(?:(?:git|hg|svn|bzr)\+|[a-z][a-z0-9+.-]*://)", re.IGNORECASE)
+ARCHIVE_RE = re.compile(r"\.(?:whl|zip|tar|tar\.gz|tgz|tar\.bz2|tbz|tar\.xz|txz)$", re.IGNORECASE)
+
+
+def location_advice(location: str) -> str:
+    """The advice for a requirement that names a location (URL, VCS, path) instead of a released version."""
+    location = location.split(";")[0].split("#")[0].strip()
+    if ARCHIVE_RE.search(location):
+        return RELEASE_ADVICE
+    if location.lower().startswith("file:") or not VCS_OR_URL_RE.match(location):
+        return LOCAL_ADVICE
+    return RELEASE_ADVICE
+
+
+def _looks_like_location(text: str) -> bool:
+    text = text.split(";")[0].strip()
+    return bool(
+        VCS_OR_URL_RE.match(text)
+        or text.lower().startswith("file:")
+        or text.startswith((".", "/", "~"))
+        or "/" in text
+        or "\\" in text
+        or ARCHIVE_RE.search(text)
+    )
+
+
+def not_mirrorable(text: str, advice: str) -> str:
+    return f"{text!r} cannot be mirrored from an index; {advice}"
+
+
+def parse_requirement(text: str, where: str) -> Requirement:
+    """Parse one PEP 508 string that must come from an index; :class:`InvalidSource` at ``where`` otherwise."""
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement as exc:
+        if _looks_like_location(text):
+            raise InvalidSource(where, not_mirrorable(text, location_advice(text))) from None
+        reason = str(exc).splitlines()[0] if str(exc) else "invalid syntax"
+        raise InvalidSource(where, f"{text!r} is not a valid requirement: {reason}") from None
+    if requirement.url is not None:
+        raise InvalidSource(where, not_mirrorable(text, location_advice(requirement.url)))
+    if ARCHIVE_RE.search(requirement.name):
+        raise InvalidSource(where, not_mirrorable(text, RELEASE_ADVICE))
+    return requirement
+
+
+def package_inputs(packages: Sequence[str], *, label: str = SPEC_FILENAME) -> Inputs:
+    """``sources.packages``: each string with origin ``mirror.toml packages[i]``."""
+    return Inputs(
+        requirements=tuple(
+            RootRequirement(
+                requirement=parse_requirement(text, f"{label}: sources.packages[{i}]"),
+                origin=f"{label} packages[{i}]",
+            )
+            for i, text in enumerate(packages)
+        )
+    )
+
+
+def shown(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when inside it (POSIX separators), absolute otherwise."""
+    absolute = path if path.is_absolute() else root / path
+    try:
+        return absolute.resolve().relative_to(root.resolve()).as_posix() or "."
+    except ValueError:
+        return str(absolute)
+
+
+def read_toml(text: str, label: str) -> dict[str, object]:
+    try:
+        data: dict[str, object] = _toml.loads(text)
+    except _toml.TOMLDecodeError as exc:
+        raise InvalidSource(label, f"not valid TOML: {exc}") from None
+    return data
+
+
+def fields(label: str) -> Fields:
+    """Validating accessors for the file shown as ``label``: each error is ``InvalidSource(label, "key: …")``."""
+    return Fields(lambda where, message: InvalidSource(label, f"{where}: {message}"), shown="type repr")
+
+
+def table(data: Mapping[str, object], key: str, label: str, where: str) -> Mapping[str, object]:
+    """``data[key]``, a table (an empty one when absent)."""
+    return fields(label).table(data.get(key, {}), where)
+
+
+def strings(value: object, label: str, where: str) -> list[str]:
+    """``value``, an array of strings."""
+    return fields(label).strings(value, where, shown="repr")
