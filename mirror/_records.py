@@ -17,11 +17,11 @@ Shown = Literal["repr", "type", "type repr", ""]
 Fail = Callable[[str, str], Exception]  # (key path, message) -> the reader's error
 
 
-def fields_dict(record: Any, *names: str) -> dict[str, object]:
+def fields_dict(record: Any, *names: str) -> dict[str, Any]:
     """``{name: value}`` of a dataclass record's fields (all of them, in order, when none are named); tuples
-    become lists, as JSON has them."""
+    become lists, as JSON has them. Also a record's fields to make another of: ``Other(**fields_dict(...))``."""
     keys = names or tuple(field.name for field in dataclasses.fields(record))
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     for key in keys:
         value = getattr(record, key)
         out[key] = list(value) if isinstance(value, tuple) else value

@@ -9,25 +9,29 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from mirror import __version__
+from mirror._console import Reporter
+from mirror._units import human_size
 from mirror.errors import InvalidSpec, MirrorError
-from mirror.spec import SPEC_FILENAME, load_spec, starter_spec, write_starter_spec
-from mirror.targets import Target, host_target
+from mirror.spec import SPEC_FILENAME, init_spec, load_spec
+from mirror.targets import Target
 
 if TYPE_CHECKING:  # imported lazily by the commands that use them: a fast start for every command
-    from rich.progress import Progress as Bar
-
     from mirror.index import IndexResult
-    from mirror.lock import LockOptions, LockResult
+    from mirror.lock import LockOptions
     from mirror.workspace import FetchOutcome, PublishOutcome, Workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
+_DIR = click.Path(path_type=Path, file_okay=False)
+_FILE = click.Path(path_type=Path, dir_okay=False)
+_EXISTING_DIR = click.Path(path_type=Path, file_okay=False, exists=True)
+_EXISTING_FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
 
 
 class _Group(click.Group):
@@ -50,7 +54,7 @@ def spec_option(func: F) -> F:
     return click.option(
         "--spec",
         "spec_path",
-        type=click.Path(path_type=Path, dir_okay=False),
+        type=_FILE,
         default=SPEC_FILENAME,
         show_default=True,
         envvar="MIRROR_SPEC",
@@ -76,85 +80,12 @@ def main(verbose: int) -> None:
 # -- mirror init ----------------------------------------------------------------------------------------------
 
 
-# -- how the library's progress is shown ---------------------------------------------------------------------------
+def _echo(lines: Iterable[str]) -> None:
+    for line in lines:
+        click.echo(line)
 
 
-def _size(nbytes: int) -> str:
-    from mirror._units import human_size
-
-    return human_size(nbytes)
-
-
-class _Reporter:
-    """The CLI's :class:`~mirror.progress.Progress`: messages on stderr; a transfer of many files as a bar on a
-    terminal, and otherwise as one line per file (``lines``, for fetch in CI logs) or not at all (``quiet``: a
-    bundle holds thousands of members)."""
-
-    def __init__(self, transfers: Literal["lines", "quiet"] = "quiet", description: str = "", *, bar: bool = True):
-        self._lines = transfers == "lines"
-        self._description = description
-        self._use_bar = bar and sys.stderr.isatty()
-        self._bar: Bar | None = None
-        self._task: Any = None
-        self._files = 0
-        self._done = 0
-
-    def __enter__(self) -> _Reporter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop()
-
-    def message(self, text: str) -> None:
-        self._stop()
-        click.echo(text, err=True)
-
-    def start(self, files: int, nbytes: int) -> None:
-        self._files, self._done = files, 0
-        if self._use_bar:
-            self._stop()
-            self._bar, self._task = _new_bar(self._description)
-            self._bar.start()
-            self._bar.update(self._task, total=nbytes or None, description=f"0/{files} files")
-        elif self._lines and files:
-            click.echo(f"fetching {files} files ({_size(nbytes)})", err=True)
-
-    def advance(self, nbytes: int) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task, nbytes)
-
-    def done(self, name: str) -> None:
-        self._done += 1
-        if self._bar is not None:
-            self._bar.update(self._task, description=f"{self._done}/{self._files} files")
-        elif self._lines:
-            click.echo(f"  fetched {name}", err=True)
-
-    def _stop(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
-
-
-def _new_bar(description: str) -> tuple[Bar, Any]:
-    """A transient progress bar (files, bytes, rate, ETA) on stderr."""
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-    from rich.progress import Progress as Bar
-
-    bar = Bar(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    return bar, bar.add_task(description, total=None)
-
-
-def _open(spec_path: Path, progress: _Reporter) -> Workspace:
+def _open(spec_path: Path, progress: Reporter) -> Workspace:
     from mirror.workspace import Workspace
 
     return Workspace.open(spec_path, progress=progress)
@@ -171,7 +102,7 @@ def _parse_target_option(value: str) -> Target:
 
 
 @main.command()
-@click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=".")
+@click.argument("directory", type=_DIR, default=".")
 @click.option(
     "-t",
     "--target",
@@ -191,49 +122,22 @@ def init(
     The host is the first target. requirements.txt, pyproject.toml and uv.lock found in DIRECTORY become
     sources.
     """
-    targets = [host_target()]
-    for value in target_values:
-        target = _parse_target_option(value)
-        same = [i for i, t in enumerate(targets) if t.name == target.name]
-        if same:
-            targets[same[0]] = target  # an explicit --target for the host's platform replaces the host's
-        else:
-            targets.append(target)
-    found = {name: (directory / name).is_file() for name in ("requirements.txt", "pyproject.toml", "uv.lock")}
-    text = starter_spec(
-        targets,
-        requirements=["requirements.txt"] if found["requirements.txt"] else [],
-        projects=["."] if found["pyproject.toml"] else [],
-        uv_locks=["uv.lock"] if found["uv.lock"] else [],
-        packages=list(packages),
+    started = init_spec(
+        directory,
+        targets=[_parse_target_option(v) for v in target_values],
+        packages=packages,
         upstream=upstream,
+        force=force,
     )
-    path = write_starter_spec(directory, text, force=force)
+    path = started.path
     click.echo(f"wrote {path}")
-    click.echo(f"  targets: {', '.join(t.name for t in targets)}")
-    used = [name for name, present in found.items() if present] + [f"'{p}'" for p in packages]
-    click.echo(f"  sources: {', '.join(used) if used else 'none yet: edit [sources]'}")
+    click.echo(f"  targets: {', '.join(t.name for t in started.targets)}")
+    click.echo(f"  sources: {', '.join(started.sources) if started.sources else 'none yet: edit [sources]'}")
     spec_arg = "" if path == Path(SPEC_FILENAME) else f" --spec {path}"
     click.echo(f"next: mirror targets{spec_arg}")
 
 
 # -- mirror targets -------------------------------------------------------------------------------------------
-
-
-def _target_report(target: Target, tag_limit: int) -> dict[str, object]:
-    tags = [str(tag) for tag in target.tags()]
-    return {
-        "name": target.name,
-        "platform": target.platform,
-        "python": target.python,
-        "implementation": target.implementation,
-        **{k: v for k, v in target.to_dict().items() if k in ("glibc", "musl", "macos")},
-        "uv_python_platform": target.uv_python_platform,
-        "uv_environment": target.uv_environment(),
-        "markers": target.marker_environment(),
-        "tag_count": len(tags),
-        "tags": tags[:tag_limit] if tag_limit else tags,
-    }
 
 
 @main.command()
@@ -245,7 +149,7 @@ def _target_report(target: Target, tag_limit: int) -> dict[str, object]:
 def targets(spec_path: Path, as_json: bool, tag_limit: int) -> None:
     """Show each target: uv platform, marker environment and the wheel tags it accepts, best first."""
     spec = load_spec(spec_path)
-    reports = [_target_report(t, tag_limit) for t in spec.targets]
+    reports = [t.report(tag_limit) for t in spec.targets]
     if as_json:
         click.echo(json.dumps(reports, indent=2))
         return
@@ -294,32 +198,15 @@ def _lock_options_value(resolver: str, upgrade: bool, upgrade_packages: tuple[st
     return LockOptions(resolver=resolver, upgrade=upgrade, upgrade_packages=upgrade_packages, jobs=jobs)
 
 
-def _print_lock(result: LockResult) -> None:
-    manifest = result.manifest
-    for entry in manifest.targets:
-        runtime, build = entry.runtime(), entry.build()
-        sdists = sum(1 for p in runtime for f in p.files if manifest.files[f].kind == "sdist")
-        names = [p.name for p in build]
-        conflicts = sorted({n for n in names if names.count(n) > 1})
-        click.echo(
-            f"{entry.name}: {len(runtime)} packages ({sdists} sdists),"
-            f" {len(build)} build packages for {len(entry.builds)} builds"
-            + (f"; conflicting build versions kept: {', '.join(conflicts)}" if conflicts else "")
-        )
-    where = result.lockfiles
-    changed = result.changed
-    click.echo(f"{len(changed)} files changed in {where}" if changed else f"lockfiles in {where} are up to date")
-
-
 @main.command()
 @spec_option
 @_lock_options
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=4, show_default=True, help="Targets in parallel.")
 def lock(spec_path: Path, resolver: str, upgrade: bool, upgrade_packages: tuple[str, ...], jobs: int) -> None:
     """Resolve every target, with the recursive build-requirement closure, into lockfiles/."""
-    with _Reporter() as progress:
+    with Reporter() as progress:
         result = _open(spec_path, progress).lock(_lock_options_value(resolver, upgrade, upgrade_packages, jobs))
-    _print_lock(result)
+    _echo(result.render())
 
 
 # -- mirror fetch / check / sync ------------------------------------------------------------------------------
@@ -330,7 +217,7 @@ def _print_fetch(outcome: FetchOutcome, offline: bool) -> bool:
     result = outcome.download
     click.echo(f"{'target':<28} {'files':>6} {'size':>10} {'new':>5} {'reused':>7}")
     for stats in result.targets:
-        click.echo(f"{stats.name:<28} {stats.files:>6} {_size(stats.nbytes):>10} {stats.new:>5} {stats.reused:>7}")
+        click.echo(f"{stats.name:<28} {stats.files:>6} {human_size(stats.nbytes):>10} {stats.new:>5} {stats.reused:>7}")
     if offline:
         if result.missing:
             click.echo(f"{len(result.missing)} files missing (--offline downloads nothing):")
@@ -340,7 +227,7 @@ def _print_fetch(outcome: FetchOutcome, offline: bool) -> bool:
         click.echo("every locked file is here")
         return True
     click.echo(
-        f"downloaded {len(result.downloaded)} files ({_size(result.nbytes)}), {len(result.reused)} already here;"
+        f"downloaded {len(result.downloaded)} files ({human_size(result.nbytes)}), {len(result.reused)} already here;"
         f" verified by sha256 in {outcome.files_dir}"
     )
     if outcome.builds:
@@ -354,8 +241,7 @@ def _print_fetch(outcome: FetchOutcome, offline: bool) -> bool:
                 click.echo(f"warning: {outcome_.detail}", err=True)
     from mirror.compilereport import render_compile_report
 
-    for line in render_compile_report(outcome.compile_report or {}):
-        click.echo(line)
+    _echo(render_compile_report(outcome.compile_report or {}))
     return True
 
 
@@ -383,7 +269,7 @@ def fetch(spec_path: Path, targets: tuple[str, ...], jobs: int, offline: bool, n
     from mirror.workspace import FetchOptions
 
     options = FetchOptions(targets=targets, jobs=jobs, offline=offline, build=not no_build)
-    with _Reporter("lines", "fetching", bar=not offline) as progress:
+    with Reporter("lines", "fetching", bar=not offline) as progress:
         outcome = _open(spec_path, progress).fetch(options)
     if not _print_fetch(outcome, offline):
         raise SystemExit(1)
@@ -394,14 +280,8 @@ def fetch(spec_path: Path, targets: tuple[str, ...], jobs: int, offline: bool, n
 @click.option("-t", "--target", "targets", multiple=True, metavar="NAME", help="Only this target (repeatable).")
 def check(spec_path: Path, targets: tuple[str, ...]) -> None:
     """Re-hash every locked file in the wheelhouse; report missing or corrupt ones (exit 1 if any)."""
-    result = _open(spec_path, _Reporter()).check(targets)
-    for name in result.missing:
-        click.echo(f"missing  {name}")
-    for line in result.corrupt:
-        click.echo(f"corrupt  {line}")
-    if result.partials:
-        click.echo(f"{len(result.partials)} unfinished downloads (*.part) will be resumed by the next fetch")
-    click.echo(f"{len(result.ok)} ok, {len(result.missing)} missing, {len(result.corrupt)} corrupt")
+    result = _open(spec_path, Reporter()).check(targets)
+    _echo(result.render())
     if result.missing or result.corrupt:
         raise SystemExit(1)
 
@@ -417,7 +297,7 @@ def _print_index(result: IndexResult, simple: Path) -> None:
 @spec_option
 def index(spec_path: Path) -> None:
     """Write wheelhouse/simple: a static PEP 503 + PEP 691 index (with PEP 658 metadata) of the fetched files."""
-    workspace = _open(spec_path, _Reporter())
+    workspace = _open(spec_path, Reporter())
     _print_index(workspace.index(), workspace.layout.simple)
 
 
@@ -436,12 +316,12 @@ def sync(
     """lock, fetch, index: one command from mirror.toml to a verified, servable wheelhouse."""
     from mirror.workspace import FetchOptions
 
-    with _Reporter("lines", "fetching") as progress:
+    with Reporter("lines", "fetching") as progress:
         workspace = _open(spec_path, progress)
         result = workspace.sync(
             _lock_options_value(resolver, upgrade, upgrade_packages), FetchOptions(targets=targets, jobs=jobs)
         )
-    _print_lock(result.lock)
+    _echo(result.lock.render())
     _print_fetch(result.fetch, offline=False)
     _print_index(result.index, workspace.layout.simple)
 
@@ -453,15 +333,13 @@ def sync(
 @spec_option
 @click.option(
     "--root",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=_DIR,
     default=None,
     help="The wheelhouse nginx serves (default: the spec's wheelhouse), made absolute.",
 )
 @click.option("--listen", default=None, metavar="[HOST:]PORT", help="nginx `listen` [default: 127.0.0.1:8080].")
 @click.option("--server-name", default=None, metavar="NAME", help="nginx `server_name` [default: _].")
-@click.option(
-    "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write here (atomically)."
-)
+@click.option("-o", "--output", type=_FILE, default=None, help="Write here (atomically).")
 def nginx_config(
     spec_path: Path, root: Path | None, listen: str | None, server_name: str | None, output: Path | None
 ) -> None:
@@ -530,7 +408,7 @@ def publish_devpi(spec_path: Path, url: str, index_name: str, user: str | None, 
     The index is created if missing as a non-volatile stage with no bases: it never falls back to PyPI, and a
     published file never changes. Files already there (same name and sha256) are not uploaded again.
     """
-    with _Reporter() as progress:
+    with Reporter() as progress:
         outcome = _devpi_publish(_open(spec_path, progress), url, index_name, user, password)
     click.echo(f"index: {outcome.result.simple_url}")
 
@@ -542,10 +420,7 @@ def _stop_on_signal(signum: int, frame: object) -> None:
 @main.command("devpi-serve")
 @spec_option
 @click.option(
-    "--serverdir",
-    type=click.Path(path_type=Path, file_okay=False),
-    required=True,
-    help="devpi-server's data; initialised (without a PyPI mirror) if new.",
+    "--serverdir", type=_DIR, required=True, help="devpi-server's data; initialised (without a PyPI mirror) if new."
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=3141, show_default=True)
@@ -561,21 +436,15 @@ def devpi_serve(
     spec_path: Path, serverdir: Path, host: str, port: int, user: str, password: str | None, index_name: str | None
 ) -> None:
     """Run devpi-server over SERVERDIR with the wheelhouse published into an index, until SIGINT or SIGTERM."""
-    import secrets
     import signal
 
     from mirror._http import make_session
-    from mirror.devpi import DevpiServer, init_serverdir, stored_password
+    from mirror.devpi import DevpiServer, prepare_serverdir
 
-    progress = _Reporter()
+    progress = Reporter()
     workspace = _open(spec_path, progress)
-    if password is None:
-        password = stored_password(serverdir, user)
-        click.echo(f"password of devpi user {user}: in {serverdir / '.mirror-credentials'}")
-    # root gets the publisher's password if it is the publisher, otherwise one nobody knows (devpi-passwd resets it)
-    if init_serverdir(serverdir, root_password=password if user == "root" else secrets.token_urlsafe(24)):
-        root = "" if user == "root" else f"; root's password is random: devpi-passwd --serverdir {serverdir} root"
-        click.echo(f"initialised {serverdir}: no PyPI mirror{root}")
+    password, notes = prepare_serverdir(serverdir, user=user, password=password)
+    _echo(notes)
     for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job may inherit it ignored
         signal.signal(signum, _stop_on_signal)
     server = DevpiServer(serverdir, host=host, port=port)
@@ -615,7 +484,7 @@ def _client_commands(index_url: str, host: str) -> list[str]:
 @click.option("--port", type=click.IntRange(0, 65535), default=3141, show_default=True, help="0: any free port.")
 @click.option(
     "--root",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=_DIR,
     default=None,
     help="Serve this index tree instead of the spec's wheelhouse (the spec is then not read).",
 )
@@ -652,7 +521,7 @@ def serve(spec_path: Path, host: str, port: int, root: Path | None, quiet: bool)
 
 @main.command("relocate-uv-lock")
 @spec_option
-@click.argument("uv_lock", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("uv_lock", type=_FILE)
 @click.option(
     "--url",
     "mirror_url",
@@ -664,7 +533,7 @@ def serve(spec_path: Path, host: str, port: int, root: Path | None, quiet: bool)
     "-o",
     "--output",
     "output",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=_FILE,
     default=None,
     help="Write the relocated lock here [default: replace UV_LOCK].",
 )
@@ -677,13 +546,8 @@ def relocate_uv_lock(spec_path: Path, uv_lock: Path, mirror_url: str, output: Pa
     spec's targets installs has no locked file in the wheelhouse.
     """
     out = output if output is not None else uv_lock
-    result = _open(spec_path, _Reporter()).relocate_uv_lock(uv_lock, url=mirror_url, out=out)
-    click.echo(f"wrote {out}: {result.packages} packages, {len(result.kept)} files at {result.index_url}")
-    dropped = len(result.dropped)
-    click.echo(
-        f"{dropped} locked file{'s are' if dropped != 1 else ' is'} outside the targets"
-        " (not in the wheelhouse; dropped from the lock)"
-    )
+    result = _open(spec_path, Reporter()).relocate_uv_lock(uv_lock, url=mirror_url, out=out)
+    _echo(result.render(out))
 
 
 # -- mirror config ---------------------------------------------------------------------------------------------
@@ -699,14 +563,7 @@ def relocate_uv_lock(spec_path: Path, uv_lock: Path, mirror_url: str, output: Pa
     metavar="PATH",
     help="No server: the wheelhouse tree (simple/, files/) as mounted on the clients.",
 )
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    default="client-config",
-    show_default=True,
-    help="Write the files here.",
-)
+@click.option("-o", "--out", type=_DIR, default="client-config", show_default=True, help="Write the files here.")
 @click.option(
     "--for",
     "for_clients",
@@ -739,16 +596,7 @@ def config_command(
     """
     import os
 
-    from mirror.config import (
-        ClientConfig,
-        InstallScope,
-        install,
-        install_plan,
-        load_build_lock,
-        parse_clients,
-        render_files,
-        write_files,
-    )
+    from mirror.config import ClientConfig, install_here, load_build_lock, parse_clients, render_files, write_files
 
     if (url is None) == (find_links is None):
         raise MirrorError("give either --url (a served mirror) or --find-links (a wheelhouse with no server)")
@@ -761,27 +609,14 @@ def config_command(
     if target_name is not None:
         spec = load_spec(spec_path)
         build_lock = load_build_lock(spec.lockfiles, spec.target(target_name).name)
-    cert_path = str(Path(cert).absolute()) if cert is not None else None
-    if url is not None:
-        client_config = ClientConfig.for_url(url, cert=cert_path, build_lock=build_lock)
-    else:
-        assert find_links is not None
-        client_config = ClientConfig.for_local_tree(str(Path(find_links).absolute()), build_lock=build_lock)
-
+    client_config = ClientConfig.for_mirror(url=url, find_links=find_links, cert=cert, build_lock=build_lock)
     if do_install:
         assert scope is not None
-        placements, notes = install_plan(
-            client_config,
-            InstallScope.parse(scope, virtual_env=os.environ.get("VIRTUAL_ENV")),
-            clients=clients,
-            home=Path.home(),
-            xdg_config_home=Path(os.environ["XDG_CONFIG_HOME"]) if os.environ.get("XDG_CONFIG_HOME") else None,
-        )
-        for change in install(placements):
+        changes, notes = install_here(client_config, scope, clients=clients, environ=os.environ, home=Path.home())
+        for change in changes:
             kept = f" (previous: {change.backup})" if change.backup is not None else ""
             click.echo(f"{change.action:<9} {change.path}{kept}")
-        for note in notes:
-            click.echo(f"note: {note}")
+        _echo(f"note: {note}" for note in notes)
         return
 
     out_dir = out.absolute()
@@ -808,7 +643,7 @@ def config_command(
 
 
 @main.command()
-@click.argument("project_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("project_dir", type=_EXISTING_DIR)
 @spec_option
 @click.option("-t", "--target", "target_name", default=None, metavar="NAME", help="The target to check against.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -818,12 +653,11 @@ def doctor(project_dir: Path, spec_path: Path, target_name: str | None, as_json:
     Imports no locked distribution provides, `uv run` builds without build requirements, setup_requires,
     unpinned requirements, sdists compiling on the target, a uv.lock pointing at PyPI, venvs kept across deploys.
     """
-    report = _open(spec_path, _Reporter()).doctor(project_dir, target_name)
+    report = _open(spec_path, Reporter()).doctor(project_dir, target_name)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        for line in report.render():
-            click.echo(line)
+        _echo(report.render())
     if report.errors:
         raise SystemExit(1)
 
@@ -838,7 +672,7 @@ def doctor(project_dir: Path, spec_path: Path, target_name: str | None, as_json:
     "--project",
     "projects",
     multiple=True,
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    type=_EXISTING_DIR,
     help="Also install this project from the mirror: pip install; with a uv.lock, uv sync --frozen + uv run.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -854,7 +688,7 @@ def verify_command(
     from mirror.workspace import VerifyOptions
 
     options = VerifyOptions(targets=targets, projects=projects, inside=inside)
-    with _Reporter() as progress:
+    with Reporter() as progress:
         report = _open(spec_path, progress).verify(options)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
@@ -875,11 +709,11 @@ def bundle() -> None:
 
 
 @bundle.command("export")
-@click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("out", type=_FILE)
 @spec_option
 @click.option(
     "--since",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    type=_EXISTING_FILE,
     default=None,
     metavar="PREVIOUS",
     help="A delta: only what this earlier bundle (or its .manifest.json) lacks.",
@@ -927,46 +761,27 @@ def bundle_export(
         tool_targets=tuple(_parse_target_option(v) for v in tool_targets),
         jobs=jobs,
     )
-    with _Reporter("quiet", "exporting") as progress:
+    with Reporter("quiet", "exporting") as progress:
         result = _open(spec_path, progress).export_bundle(out, options)
-    manifest = result.manifest
-    if result.tool is not None:
-        click.echo(
-            f"offline-mirror {manifest.tool_version} and its dependencies for {', '.join(manifest.tool_targets)}"
-        )
-        _print_lock(result.tool.lock)
-    kind = f"delta on {manifest.base}" if manifest.base is not None else "full"
-    click.echo(
-        f"wrote {result.path} ({_size(result.size)}): {kind} bundle {manifest.id},"
-        f" {result.members} of {result.contents} members ({_size(manifest.nbytes)} before compression)"
-    )
-    click.echo(f"manifest: {result.sidecar}  (next delta: mirror bundle export NEW --since {result.sidecar})")
-    if result.tool is not None:
-        click.echo("offline host: extract it and run install.sh, then: mirror bundle import BUNDLE --into DIR")
+    _echo(result.render())
 
 
 @bundle.command("verify")
-@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("bundle_path", metavar="BUNDLE", type=_FILE)
 def bundle_verify(bundle_path: Path) -> None:
     """Check every member of BUNDLE against its manifest, and that none is unsafe, without importing."""
     from mirror.bundle import read_bundle
 
-    with _Reporter("quiet", "verifying") as progress:
+    with Reporter("quiet", "verifying") as progress:
         result = read_bundle(bundle_path, progress=progress)
-    manifest = result.manifest
-    base = f" on {manifest.base}" if manifest.base else ""
-    click.echo(
-        f"{bundle_path}: ok — {manifest.kind} bundle {manifest.id}{base}, {result.files} members"
-        f" ({_size(result.nbytes)}), every sha256 matches; offline-mirror {manifest.tool_version},"
-        f" targets: {', '.join(manifest.targets) or '-'}"
-    )
+    click.echo(result.render(bundle_path))
 
 
 @bundle.command("import")
-@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("bundle_path", metavar="BUNDLE", type=_FILE)
 @click.option(
     "--into",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=_DIR,
     default=".",
     show_default=True,
     help="The offline workspace (created if missing; an existing mirror is merged with).",
@@ -975,16 +790,6 @@ def bundle_import(bundle_path: Path, into: Path) -> None:
     """Verify BUNDLE completely, then merge it into the mirror at --into and regenerate its index."""
     from mirror.workspace import Workspace
 
-    with _Reporter("quiet", "importing") as progress:
+    with Reporter("quiet", "importing") as progress:
         result = Workspace.at(into, progress=progress).import_bundle(bundle_path)
-    manifest = result.manifest
-    if result.already_imported and not result.changed:
-        click.echo(f"{bundle_path}: bundle {manifest.id} is already imported into {into}; nothing changed")
-        return
-    click.echo(
-        f"imported {manifest.kind} bundle {manifest.id}: {len(result.added)} new, {len(result.replaced)} replaced,"
-        f" {result.unchanged} already here; index: {result.projects} projects, {result.indexed_files} files"
-    )
-    for note in result.notes:
-        click.echo(f"note: {note}")
-    click.echo(f"serve it: mirror serve --spec {into / 'mirror.toml'}")
+    _echo(result.render(bundle_path, into))

@@ -254,6 +254,26 @@ class ClientConfig:
             raise ClientConfigError(f"--find-links: {path!r} must be an absolute path (the tree on the clients)")
         return cls(index_url=(tree / "simple").as_uri() + "/", local_tree=str(tree), build_lock=build_lock)
 
+    @classmethod
+    def for_mirror(
+        cls,
+        *,
+        url: str | None = None,
+        find_links: str | None = None,
+        cert: str | None = None,
+        build_lock: BuildLock | None = None,
+    ) -> ClientConfig:
+        """Clients of the mirror at ``url`` or of the tree at ``find_links`` (exactly one); relative paths
+        (``cert``, ``find_links``) are made absolute."""
+        if (url is None) == (find_links is None):
+            raise ClientConfigError("give either --url (a served mirror) or --find-links (a wheelhouse with no server)")
+        if url is not None:
+            return cls.for_url(
+                url, cert=str(Path(cert).absolute()) if cert is not None else None, build_lock=build_lock
+            )
+        assert find_links is not None
+        return cls.for_local_tree(str(Path(find_links).absolute()), build_lock=build_lock)
+
     @property
     def trusted_host(self) -> str | None:
         """``host[:port]`` pip must trust: plain http to a host that is not loopback (pip ignores it otherwise)."""
@@ -690,6 +710,22 @@ def install_plan(
     if "setuptools" in chosen and pydistutils is not None:
         placements.append(Placement(path=pydistutils, text=render_pydistutils_cfg(config), mode=mode))
     return placements, notes
+
+
+def install_here(
+    config: ClientConfig, scope: str, *, clients: Iterable[str], environ: Mapping[str, str], home: Path
+) -> tuple[list[Change], list[str]]:
+    """Write the clients' files into this host's places for ``scope`` (``system``, ``user``, ``venv[=PATH]``),
+    keeping a backup of each file replaced: what changed, and notes for the user."""
+    xdg = environ.get("XDG_CONFIG_HOME")
+    placements, notes = install_plan(
+        config,
+        InstallScope.parse(scope, virtual_env=environ.get("VIRTUAL_ENV")),
+        clients=clients,
+        home=home,
+        xdg_config_home=Path(xdg) if xdg else None,
+    )
+    return install(placements), notes
 
 
 def _backup_path(path: Path) -> Path:

@@ -359,6 +359,20 @@ def init_serverdir(
     return True
 
 
+def prepare_serverdir(serverdir: Path, *, user: str, password: str | None) -> tuple[str, list[str]]:
+    """Ready ``serverdir`` for ``devpi-serve``: ``user``'s password (``password``, else one generated and kept in
+    the server directory) and ``devpi-init`` with no PyPI mirror if new; the password and notes for the user."""
+    notes = []
+    if password is None:
+        password = stored_password(serverdir, user)
+        notes.append(f"password of devpi user {user}: in {serverdir / CREDENTIALS}")
+    # root gets the publisher's password if it is the publisher, otherwise one nobody knows (devpi-passwd resets it)
+    if init_serverdir(serverdir, root_password=password if user == "root" else secrets.token_urlsafe(24)):
+        root = "" if user == "root" else f"; root's password is random: devpi-passwd --serverdir {serverdir} root"
+        notes.append(f"initialised {serverdir}: no PyPI mirror{root}")
+    return password, notes
+
+
 def stored_password(serverdir: Path, user: str) -> str:
     """The password devpi-serve generated for ``user`` in this server directory, made on first use (0600)."""
     path = serverdir / CREDENTIALS

@@ -56,6 +56,12 @@ class CheckResult:
     corrupt: tuple[str, ...]  # "file: sha256 X, expected Y"
     partials: tuple[Path, ...] = ()  # unfinished downloads, resumed by the next fetch
 
+    def render(self) -> list[str]:
+        lines = [f"missing  {name}" for name in self.missing] + [f"corrupt  {line}" for line in self.corrupt]
+        if self.partials:
+            lines.append(f"{len(self.partials)} unfinished downloads (*.part) will be resumed by the next fetch")
+        return [*lines, f"{len(self.ok)} ok, {len(self.missing)} missing, {len(self.corrupt)} corrupt"]
+
 
 def files_for(targets: Iterable[TargetEntry], manifest: Manifest) -> dict[str, FileEntry]:
     """Every file the targets use, once."""

@@ -32,6 +32,7 @@ from packaging.version import Version
 
 from mirror import __version__
 from mirror._download import download_verified
+from mirror._records import fields_dict
 from mirror.buildreqs import BuildRequirements, BuildRequirementsFinder
 from mirror.errors import MirrorError
 from mirror.layout import files_dir
@@ -69,6 +70,23 @@ class LockResult:
     manifest: Manifest
     changed: tuple[Path, ...]
     lockfiles: Path
+
+    def render(self) -> list[str]:
+        """Per target: packages, sdists, build packages and builds; then what changed in the lockfiles."""
+        lines = []
+        for entry in self.manifest.targets:
+            runtime, build = entry.runtime(), entry.build()
+            sdists = sum(1 for p in runtime for f in p.files if self.manifest.files[f].kind == "sdist")
+            names = [p.name for p in build]
+            conflicts = sorted({n for n in names if names.count(n) > 1})
+            kept = f"; conflicting build versions kept: {', '.join(conflicts)}" if conflicts else ""
+            lines.append(
+                f"{entry.name}: {len(runtime)} packages ({sdists} sdists),"
+                f" {len(build)} build packages for {len(entry.builds)} builds{kept}"
+            )
+        where, changed = self.lockfiles, self.changed
+        lines.append(f"{len(changed)} files changed in {where}" if changed else f"lockfiles in {where} are up to date")
+        return lines
 
 
 def requires_python_allows(file: DistFile, target: Target) -> bool:
@@ -120,18 +138,8 @@ class _BuildState:
 def file_entry(file: DistFile) -> FileEntry:
     """The manifest's record of an upstream file (its sha256 known)."""
     assert file.sha256 is not None
-    return FileEntry(
-        filename=file.filename,
-        project=file.project,
-        version=str(file.version),
-        kind=file.kind,
-        url=file.url,
-        sha256=file.sha256,
-        size=file.size,
-        requires_python=file.requires_python,
-        upload_time=file.upload_time,
-        yanked=(file.yanked_reason or True) if file.yanked else False,
-    )
+    shared = fields_dict(file, "filename", "project", "kind", "url", "sha256", "size", "requires_python", "upload_time")
+    return FileEntry(**shared, version=str(file.version), yanked=(file.yanked_reason or True) if file.yanked else False)
 
 
 def _package(name: str, version: str, role: Role, files: Iterable[DistFile], via: tuple[str, ...]) -> PackageEntry:

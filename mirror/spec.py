@@ -23,7 +23,7 @@ from mirror import _atomic, _toml
 from mirror._records import Fields
 from mirror.errors import InvalidSpec
 from mirror.layout import SPEC, Layout
-from mirror.targets import Target
+from mirror.targets import Target, host_target
 
 SPEC_FILENAME = SPEC
 PYPI_SIMPLE = "https://pypi.org/simple"
@@ -268,6 +268,46 @@ def write_starter_spec(directory: Path, text: str, *, force: bool = False) -> Pa
     parse_spec(text, path)  # never write a spec that does not load
     _atomic.write_text(path, text)
     return path
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Started:
+    """A starter spec written by :func:`init_spec`."""
+
+    path: Path
+    targets: tuple[Target, ...]
+    sources: tuple[str, ...]  # the files found that became sources, and each package asked for
+
+
+def init_spec(
+    directory: Path,
+    *,
+    targets: Sequence[Target] = (),
+    packages: Sequence[str] = (),
+    upstream: str = PYPI_SIMPLE,
+    force: bool = False,
+) -> Started:
+    """Write a starter ``directory/mirror.toml``: this host first, then ``targets`` (one for the host's platform
+    replaces the host's); ``requirements.txt``, ``pyproject.toml`` and ``uv.lock`` found there become sources."""
+    chosen = [host_target()]
+    for target in targets:
+        same = [i for i, t in enumerate(chosen) if t.name == target.name]
+        if same:
+            chosen[same[0]] = target
+        else:
+            chosen.append(target)
+    found = {name: (directory / name).is_file() for name in ("requirements.txt", "pyproject.toml", "uv.lock")}
+    text = starter_spec(
+        chosen,
+        requirements=["requirements.txt"] if found["requirements.txt"] else [],
+        projects=["."] if found["pyproject.toml"] else [],
+        uv_locks=["uv.lock"] if found["uv.lock"] else [],
+        packages=list(packages),
+        upstream=upstream,
+    )
+    path = write_starter_spec(directory, text, force=force)
+    used = [name for name, present in found.items() if present] + [f"'{p}'" for p in packages]
+    return Started(path=path, targets=tuple(chosen), sources=tuple(used))
 
 
 # -- helpers --------------------------------------------------------------------------------------------------

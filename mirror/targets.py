@@ -58,44 +58,21 @@ class PlatformInfo:
     uv_triple: str  # uv --python-platform (for glibc Linux the manylinux variant is chosen per glibc)
 
 
+#: platform -> (os, Docker arch, libc, wheel-tag arch, platform_machine, uv --python-platform)
+_PLATFORM_TABLE: tuple[tuple[str, OS, str, Libc | None, str, str, str], ...] = (
+    ("linux/amd64", "linux", "amd64", "glibc", "x86_64", "x86_64", "x86_64"),
+    ("linux/arm64", "linux", "arm64", "glibc", "aarch64", "aarch64", "aarch64"),
+    ("linux/amd64/musl", "linux", "amd64", "musl", "x86_64", "x86_64", "x86_64-unknown-linux-musl"),
+    ("linux/arm64/musl", "linux", "arm64", "musl", "aarch64", "aarch64", "aarch64-unknown-linux-musl"),
+    ("macos/arm64", "macos", "arm64", None, "arm64", "arm64", "aarch64-apple-darwin"),
+    ("macos/amd64", "macos", "amd64", None, "x86_64", "x86_64", "x86_64-apple-darwin"),
+    ("windows/amd64", "windows", "amd64", None, "amd64", "AMD64", "x86_64-pc-windows-msvc"),
+    ("windows/arm64", "windows", "arm64", None, "arm64", "ARM64", "aarch64-pc-windows-msvc"),
+    ("windows/386", "windows", "386", None, "win32", "x86", "i686-pc-windows-msvc"),
+)
 PLATFORMS: dict[str, PlatformInfo] = {
-    "linux/amd64": PlatformInfo(
-        os="linux", arch="amd64", libc="glibc", tag_arch="x86_64", machine="x86_64", uv_triple="x86_64"
-    ),
-    "linux/arm64": PlatformInfo(
-        os="linux", arch="arm64", libc="glibc", tag_arch="aarch64", machine="aarch64", uv_triple="aarch64"
-    ),
-    "linux/amd64/musl": PlatformInfo(
-        os="linux",
-        arch="amd64",
-        libc="musl",
-        tag_arch="x86_64",
-        machine="x86_64",
-        uv_triple="x86_64-unknown-linux-musl",
-    ),
-    "linux/arm64/musl": PlatformInfo(
-        os="linux",
-        arch="arm64",
-        libc="musl",
-        tag_arch="aarch64",
-        machine="aarch64",
-        uv_triple="aarch64-unknown-linux-musl",
-    ),
-    "macos/arm64": PlatformInfo(
-        os="macos", arch="arm64", libc=None, tag_arch="arm64", machine="arm64", uv_triple="aarch64-apple-darwin"
-    ),
-    "macos/amd64": PlatformInfo(
-        os="macos", arch="amd64", libc=None, tag_arch="x86_64", machine="x86_64", uv_triple="x86_64-apple-darwin"
-    ),
-    "windows/amd64": PlatformInfo(
-        os="windows", arch="amd64", libc=None, tag_arch="amd64", machine="AMD64", uv_triple="x86_64-pc-windows-msvc"
-    ),
-    "windows/arm64": PlatformInfo(
-        os="windows", arch="arm64", libc=None, tag_arch="arm64", machine="ARM64", uv_triple="aarch64-pc-windows-msvc"
-    ),
-    "windows/386": PlatformInfo(
-        os="windows", arch="386", libc=None, tag_arch="win32", machine="x86", uv_triple="i686-pc-windows-msvc"
-    ),
+    name: PlatformInfo(os=os_, arch=arch, libc=libc, tag_arch=tag_arch, machine=machine, uv_triple=uv_triple)
+    for name, os_, arch, libc, tag_arch, machine, uv_triple in _PLATFORM_TABLE
 }
 
 _OS_MARKERS: dict[str, dict[str, str]] = {
@@ -414,6 +391,23 @@ class Target:
             minor = max(m for m in UV_GLIBC_MINORS if m <= self.glibc[1]) if self.glibc[0] == 2 else 17
             return f"{info.uv_triple}-manylinux_2_{minor}"
         return info.uv_triple
+
+    def report(self, tag_limit: int = 0) -> dict[str, object]:
+        """Everything about the target for people and tools: platform, uv's view, markers, the first
+        ``tag_limit`` wheel tags it accepts, best first (all with 0)."""
+        tags = [str(tag) for tag in self.tags()]
+        return {
+            "name": self.name,
+            "platform": self.platform,
+            "python": self.python,
+            "implementation": self.implementation,
+            **{k: v for k, v in self.to_dict().items() if k in ("glibc", "musl", "macos")},
+            "uv_python_platform": self.uv_python_platform,
+            "uv_environment": self.uv_environment(),
+            "markers": self.marker_environment(),
+            "tag_count": len(tags),
+            "tags": tags[:tag_limit] if tag_limit else tags,
+        }
 
     def uv_environment(self) -> dict[str, str]:
         """Environment variables uv needs to resolve for this target (the macOS version it assumes)."""

@@ -53,10 +53,11 @@ from pathlib import Path
 from mirror._process import Runner, clean_environment, run_command
 from mirror._records import fields_dict
 from mirror._verified import verified_files
-from mirror.config import BUILD_CONSTRAINTS, ClientConfig, load_build_lock, render_files
+from mirror.config import BUILD_CONSTRAINTS, BuildLock, ClientConfig, load_build_lock, render_files
 from mirror.errors import MirrorError
 from mirror.fetch import check
 from mirror.interpreters import Interpreter, discover, interpreter_for
+from mirror.layout import files_dir
 from mirror.manifest import FileEntry, Manifest, TargetEntry
 from mirror.progress import NullProgress, Progress
 from mirror.serve import AccessRecord, serving
@@ -68,14 +69,17 @@ __all__ = [
     "NamespaceUnavailable",
     "Report",
     "Step",
+    "TargetPlan",
     "VerifyError",
+    "VerifyPlan",
     "enter_namespace",
     "namespace_command",
+    "plan_verify",
     "probe_isolation",
     "render_table",
     "run_isolated",
+    "run_verify",
     "static_steps",
-    "verify",
 ]
 
 #: TEST-NET-1 (RFC 5737): documentation only, routed nowhere. Inside the namespace a connection must fail at once.
@@ -433,29 +437,186 @@ def client_environment(base: Mapping[str, str], home: Path, config_dir: Path) ->
     return env
 
 
-class _Session:
-    """One target's dynamic steps: the commands, the environment and the mirror's 404s."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TargetPlan:
+    """What verify does for one target: dynamic steps with ``interpreter``, or static checks only (``None``)."""
+
+    entry: TargetEntry
+    interpreter: Interpreter | None
+    build_lock: BuildLock | None  # pins the target's isolated builds (its <target>.build.txt)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VerifyPlan:
+    """Every step verify will run, decided before anything runs or is written."""
+
+    manifest: Manifest
+    wheelhouse: Path
+    lockfiles: Path
+    targets: tuple[TargetPlan, ...]
+    projects: tuple[Path, ...]
+    held: Mapping[str, FileEntry]  # the files a project's uv.lock can be relocated onto
+    notes: tuple[str, ...]
+
+    @property
+    def runnable(self) -> tuple[TargetPlan, ...]:
+        return tuple(t for t in self.targets if t.interpreter is not None)
+
+
+def plan_verify(
+    manifest: Manifest,
+    *,
+    wheelhouse: Path,
+    lockfiles: Path,
+    targets: Sequence[str] = (),
+    projects: Sequence[Path] = (),
+    interpreters: Sequence[Interpreter] | None = None,
+) -> VerifyPlan:
+    """Which targets this host runs (the others get static checks), their build locks, the files served."""
+    found = discover() if interpreters is None else interpreters
+    plans = []
+    for entry in manifest.select(targets):
+        has_build_lock = (lockfiles / f"{entry.name}.build.txt").is_file()
+        plans.append(
+            TargetPlan(
+                entry=entry,
+                interpreter=interpreter_for(entry.target, found),
+                build_lock=load_build_lock(lockfiles, entry.name) if has_build_lock else None,
+            )
+        )
+    notes = [f"{p.entry.name}: no interpreter on this host; static checks only" for p in plans if p.interpreter is None]
+    runnable = any(p.interpreter is not None for p in plans)
+    if not runnable and projects:
+        notes.append("no target runs on this host: --project was not installed")
+    held: dict[str, FileEntry] = {}
+    if runnable and any((project / "uv.lock").is_file() for project in projects):
+        ready, _ = verified_files(manifest, files_dir(wheelhouse), purpose="relocated onto")
+        held = {file.filename: file for file in ready}
+    return VerifyPlan(
+        manifest=manifest,
+        wheelhouse=wheelhouse,
+        lockfiles=lockfiles,
+        targets=tuple(plans),
+        projects=tuple(projects),
+        held=held,
+        notes=tuple(notes),
+    )
+
+
+def run_verify(
+    plan: VerifyPlan,
+    *,
+    progress: Progress | None = None,
+    runner: Runner = run_command,
+    env: Mapping[str, str] | None = None,
+    uv: str | None = None,
+) -> Report:
+    """Run ``plan`` against the wheelhouse served on 127.0.0.1: the isolation probe, the static checks of every
+    target, then the dynamic steps of each target this host runs, with clients configured for the mirror only.
+
+    Meant to run inside the namespace (see :func:`run_isolated`); the ``isolation`` step says whether it is.
+    """
+    if uv is None:
+        from uv import find_uv_bin
+
+        uv = find_uv_bin()
+    progress = progress or NullProgress()
+    steps = [probe_isolation()]
+    progress.message(steps[0].summary)
+    for target in plan.targets:
+        progress.message(f"{target.entry.name}: static checks")
+        steps += static_steps(plan.manifest, target.entry, files_dir(plan.wheelhouse))
+    if plan.runnable:
+        log = _AccessLog()
+        with (
+            tempfile.TemporaryDirectory(prefix="mirror-verify-") as tmp,
+            serving(plan.wheelhouse, access_log=log.add) as server,
+        ):
+            progress.message(f"serving {plan.wheelhouse} at {server.index_url}")
+            for target in plan.runnable:
+                work = Path(tmp) / target.entry.name
+                run = _TargetRun(
+                    plan=plan,
+                    target=target,
+                    runner=runner,
+                    env=os.environ if env is None else env,
+                    log=log,
+                    index_url=server.index_url,
+                    mirror_url=server.url,
+                    work=work,
+                    uv=uv,
+                    progress=progress,
+                )
+                steps += _dynamic_steps(run)
+    return Report(targets=tuple(t.entry.name for t in plan.targets), steps=tuple(steps), notes=plan.notes)
+
+
+class _AccessLog:
+    """The mirror's access records, taken by each step to name the URLs it answered 404."""
+
+    def __init__(self) -> None:
+        self._records: list[AccessRecord] = []
+        self._lock = threading.Lock()
+
+    def add(self, record: AccessRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def take(self) -> list[AccessRecord]:
+        with self._lock:
+            taken, self._records = self._records, []
+        return taken
+
+
+class _TargetRun:
+    """One target's dynamic steps: its clients' files and environment, the commands, the mirror's 404s."""
 
     def __init__(
         self,
         *,
+        plan: VerifyPlan,
+        target: TargetPlan,
         runner: Runner,
         env: Mapping[str, str],
-        records: list[AccessRecord],
-        lock: threading.Lock,
+        log: _AccessLog,
+        index_url: str,
         mirror_url: str,
+        work: Path,
+        uv: str,
+        progress: Progress,
     ) -> None:
+        assert target.interpreter is not None
+        self.plan = plan
+        self.entry = target.entry
+        self.name = target.entry.name
+        self.interpreter = target.interpreter
         self.runner = runner
-        self.env = env
-        self.records = records
-        self.lock = lock
+        self.log = log
         self.mirror_url = mirror_url.rstrip("/")
+        self.work = work
+        self.uv = uv
+        self.progress = progress
+        config_dir, home = work / "config", work / "home"
+        self.env = client_environment(env, home, config_dir)
+        self._write_client_files(target, index_url, config_dir, home)
+
+    @staticmethod
+    def _write_client_files(target: TargetPlan, index_url: str, config_dir: Path, home: Path) -> None:
+        """pip.conf, uv.toml, pydistutils.cfg and the build lock for the served mirror, as ``mirror config``
+        writes them."""
+        config_dir.mkdir(parents=True)
+        (home / "xdg-dirs").mkdir(parents=True)
+        rendered = render_files(
+            ClientConfig.for_url(index_url, build_lock=target.build_lock),
+            clients=("pip", "uv", "setuptools"),
+            build_constraint=str(config_dir / BUILD_CONSTRAINTS),
+        )
+        for file_name, text in rendered.items():
+            (config_dir / file_name).write_text(text, encoding="utf-8")
+        (home / ".pydistutils.cfg").write_text(rendered["pydistutils.cfg"], encoding="utf-8")
 
     def take_404s(self) -> list[str]:
-        with self.lock:
-            taken = list(self.records)
-            self.records.clear()
-        return list(dict.fromkeys(f"{self.mirror_url}{r.target}" for r in taken if r.status == 404))
+        return list(dict.fromkeys(f"{self.mirror_url}{r.target}" for r in self.log.take() if r.status == 404))
 
     def run(self, args: Sequence[str], extra_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         self.take_404s()
@@ -464,47 +625,38 @@ class _Session:
         except OSError as exc:
             return subprocess.CompletedProcess(list(args), 127, "", f"cannot run {args[0]}: {exc}")
 
-    def step(self, name: str, target: str, done: subprocess.CompletedProcess[str], summary: str) -> Step:
+    def step(self, name: str, done: subprocess.CompletedProcess[str], summary: str) -> Step:
         text = (done.stdout or "") + "\n" + (done.stderr or "")
         missing = [*_named_missing(text), *self.take_404s()]
         if done.returncode == 0:
-            return Step(step=name, target=target, ok=True, summary=summary)
+            return Step(step=name, target=self.name, ok=True, summary=summary)
         return Step(
             step=name,
-            target=target,
+            target=self.name,
             ok=False,
             summary=f"exit status {done.returncode}: {_short(done.args)}",
             output=_tail(done.stdout, done.stderr),
             missing=tuple(missing),
         )
 
+    def venv(self, path: Path) -> subprocess.CompletedProcess[str]:
+        return self.run([str(self.interpreter.path), "-m", "venv", str(path)])
 
-def _dynamic_steps(
-    session: _Session,
-    manifest: Manifest,
-    entry: TargetEntry,
-    interpreter: Interpreter,
-    *,
-    lockfiles: Path,
-    files_dir: Path,
-    projects: Sequence[Path],
-    work: Path,
-    uv: str,
-    held: Mapping[str, FileEntry],
-    progress: Progress,
-) -> list[Step]:
-    name = entry.name
-    lock = lockfiles / f"{name}.txt"
+
+def _dynamic_steps(run: _TargetRun) -> list[Step]:
+    """pip and uv installs of the target's lock, imports, sdist builds, and each --project."""
+    name, entry, work, uv, progress = run.name, run.entry, run.work, run.uv, run.progress
+    lock = run.plan.lockfiles / f"{name}.txt"
     steps: list[Step] = []
     pip_venv, uv_venv = work / f"{name}-pip", work / f"{name}-uv"
     pip_python, uv_python = pip_venv / "bin" / "python", uv_venv / "bin" / "python"
 
-    progress.message(f"{name}: pip install --require-hashes -r {lock.name} ({interpreter.describe()})")
-    made = session.run([str(interpreter.path), "-m", "venv", str(pip_venv)])
+    progress.message(f"{name}: pip install --require-hashes -r {lock.name} ({run.interpreter.describe()})")
+    made = run.venv(pip_venv)
     if made.returncode != 0:
-        steps.append(session.step("pip install", name, made, ""))
+        steps.append(run.step("pip install", made, ""))
     else:
-        done = session.run(
+        done = run.run(
             [
                 str(pip_python),
                 "-m",
@@ -516,26 +668,26 @@ def _dynamic_steps(
                 str(lock),
             ]
         )
-        steps.append(session.step("pip install", name, done, f"installed {lock.name} with the venv's bundled pip"))
+        steps.append(run.step("pip install", done, f"installed {lock.name} with the venv's bundled pip"))
 
     progress.message(f"{name}: uv pip install -r {lock.name}")
-    made = session.run([uv, "venv", "--no-project", "--python", str(interpreter.path), str(uv_venv)])
+    made = run.run([uv, "venv", "--no-project", "--python", str(run.interpreter.path), str(uv_venv)])
     if made.returncode != 0:
-        steps.append(session.step("uv pip install", name, made, ""))
+        steps.append(run.step("uv pip install", made, ""))
     else:
-        done = session.run([uv, "pip", "install", "--python", str(uv_python), "-r", str(lock)])
-        steps.append(session.step("uv pip install", name, done, f"installed {lock.name} with uv"))
+        done = run.run([uv, "pip", "install", "--python", str(uv_python), "-r", str(lock)])
+        steps.append(run.step("uv pip install", done, f"installed {lock.name} with uv"))
 
     if steps[0].ok:
         progress.message(f"{name}: importing every installed module")
-        steps.append(_imports(session, entry, pip_python))
+        steps.append(_imports(run, pip_python))
 
-    sdists = [manifest.files[f] for f in entry.filenames() if manifest.files[f].kind == "sdist"]
+    sdists = [run.plan.manifest.files[f] for f in entry.filenames() if run.plan.manifest.files[f].kind == "sdist"]
     if sdists and pip_python.exists():
         failed: list[Step] = []
         for sdist in sdists:
             progress.message(f"{name}: pip wheel --no-deps {sdist.filename}")
-            done = session.run(
+            done = run.run(
                 [
                     str(pip_python),
                     "-m",
@@ -543,13 +695,13 @@ def _dynamic_steps(
                     "wheel",
                     "--disable-pip-version-check",
                     "--no-deps",
-                    *_isolated_build_flag(pip_python),
+                    *isolated_build_flag(pip_python),
                     "-w",
                     str(work / f"{name}-built"),
-                    str(files_dir / sdist.relpath),
+                    str(files_dir(run.plan.wheelhouse) / sdist.relpath),
                 ]
             )
-            step = session.step("sdist builds", name, done, "")
+            step = run.step("sdist builds", done, "")
             if not step.ok:
                 failed.append(
                     Step(
@@ -563,24 +715,22 @@ def _dynamic_steps(
                 )
         steps += failed or [Step(step="sdist builds", target=name, ok=True, summary=f"{len(sdists)} sdists built")]
 
-    for project in projects:
+    for project in run.plan.projects:
         label = f"project {project.name}"
         progress.message(f"{name}: pip install {project}")
         venv = work / f"{name}-project-{project.name}"
-        made = session.run([str(interpreter.path), "-m", "venv", str(venv)])
+        made = run.venv(venv)
         if made.returncode != 0:
-            steps.append(session.step(label, name, made, ""))
+            steps.append(run.step(label, made, ""))
             continue
-        done = session.run(
+        done = run.run(
             [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", str(project)]
         )
-        steps.append(session.step(label, name, done, f"pip install {project} (build requirements from the mirror)"))
+        steps.append(run.step(label, done, f"pip install {project} (build requirements from the mirror)"))
         if uses_setup_requires(project):
-            steps.append(_setup_requires_step(session, name, venv, project, label=label, work=work, progress=progress))
+            steps.append(_setup_requires_step(run, venv, project, label=label))
         if (project / "uv.lock").is_file():
-            steps += _uv_project_steps(
-                session, entry, interpreter, project, label=label, work=work, uv=uv, held=held, progress=progress
-            )
+            steps += _uv_project_steps(run, project, label=label)
     return steps
 
 
@@ -593,21 +743,12 @@ def uses_setup_requires(project: Path) -> bool:
     return False
 
 
-def _setup_requires_step(
-    session: _Session,
-    target: str,
-    venv: Path,
-    project: Path,
-    *,
-    label: str,
-    work: Path,
-    progress: Progress,
-) -> Step:
+def _setup_requires_step(run: _TargetRun, venv: Path, project: Path, *, label: str) -> Step:
     """``setup.py egg_info`` in a copy of the project with pip's configuration hidden: setuptools' fetcher must get
     ``setup_requires`` from the mirror through ``[easy_install] index_url`` in pydistutils.cfg alone."""
-    name = f"{label}: setup_requires"
-    progress.message(f"{target}: setup.py egg_info in {project} (setup_requires through pydistutils.cfg alone)")
-    copy = work / f"{target}-setup-requires-{project.name}"
+    target, name = run.name, f"{label}: setup_requires"
+    run.progress.message(f"{target}: setup.py egg_info in {project} (setup_requires through pydistutils.cfg alone)")
+    copy = run.work / f"{target}-setup-requires-{project.name}"
     try:
         shutil.copytree(
             project, copy, symlinks=True, ignore=shutil.ignore_patterns(".venv", "__pycache__", "*.egg-info", ".eggs")
@@ -615,39 +756,28 @@ def _setup_requires_step(
     except OSError as exc:
         return Step(step=name, target=target, ok=False, summary=f"cannot copy {project}: {exc}")
     python = str(venv / "bin" / "python")
-    ready = session.run([python, "-m", "pip", "install", "--disable-pip-version-check", "setuptools", "wheel"])
+    ready = run.run([python, "-m", "pip", "install", "--disable-pip-version-check", "setuptools", "wheel"])
     if ready.returncode != 0:
-        return session.step(name, target, ready, "")
+        return run.step(name, ready, "")
     script = (
         f"import os, runpy, sys; os.chdir({str(copy)!r}); sys.argv = ['setup.py', '-q', 'egg_info'];"
         " runpy.run_path('setup.py', run_name='__main__')"
     )
-    done = session.run([python, "-c", script], extra_env={"PIP_CONFIG_FILE": os.devnull})
-    return session.step(name, target, done, "setup_requires came from the mirror via pydistutils.cfg alone")
+    done = run.run([python, "-c", script], extra_env={"PIP_CONFIG_FILE": os.devnull})
+    return run.step(name, done, "setup_requires came from the mirror via pydistutils.cfg alone")
 
 
-def _uv_project_steps(
-    session: _Session,
-    entry: TargetEntry,
-    interpreter: Interpreter,
-    project: Path,
-    *,
-    label: str,
-    work: Path,
-    uv: str,
-    held: Mapping[str, FileEntry],
-    progress: Progress,
-) -> list[Step]:
+def _uv_project_steps(run: _TargetRun, project: Path, *, label: str) -> list[Step]:
     """In a copy of ``project``: its uv.lock relocated onto the mirror, ``uv sync --frozen``, ``uv run``."""
-    name = entry.name
+    name, entry, uv, progress = run.name, run.entry, run.uv, run.progress
     sync_label, run_label = f"{label}: uv sync --frozen", f"{label}: uv run"
     progress.message(f"{name}: uv sync --frozen {project} (its uv.lock relocated onto the mirror)")
-    copy = work / f"{name}-uv-project-{project.name}"
+    copy = run.work / f"{name}-uv-project-{project.name}"
     lock_label = str(project / "uv.lock")
     try:
         shutil.copytree(project, copy, symlinks=True, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
         text = (copy / "uv.lock").read_bytes().decode("utf-8")
-        relocation = relocate(text, root=session.mirror_url, held=held, label=lock_label)
+        relocation = relocate(text, root=run.mirror_url, held=run.plan.held, label=lock_label)
         missing = unserved(parse_uv_lock(text, path=project / "uv.lock", label=lock_label), relocation, [entry.target])
         (copy / "uv.lock").write_bytes(relocation.text.encode("utf-8"))
     except (MirrorError, OSError, UnicodeDecodeError) as exc:
@@ -663,29 +793,30 @@ def _uv_project_steps(
             )
         ]
     extra = {
-        "UV_DEFAULT_INDEX": f"{session.mirror_url}/simple/",
+        "UV_DEFAULT_INDEX": f"{run.mirror_url}/simple/",
         "UV_PYTHON_DOWNLOADS": "never",
-        "UV_PYTHON": str(interpreter.path),
-        "UV_CACHE_DIR": str(work / f"{name}-uv-project-{project.name}-cache"),
+        "UV_PYTHON": str(run.interpreter.path),
+        "UV_CACHE_DIR": str(run.work / f"{name}-uv-project-{project.name}-cache"),
     }
-    done = session.run([uv, "sync", "--directory", str(copy), "--frozen", "--no-default-groups"], extra)
-    steps = [session.step(sync_label, name, done, "uv sync --frozen of the relocated uv.lock")]
+    done = run.run([uv, "sync", "--directory", str(copy), "--frozen", "--no-default-groups"], extra)
+    steps = [run.step(sync_label, done, "uv sync --frozen of the relocated uv.lock")]
     if steps[0].ok:
         progress.message(f"{name}: uv run python -c pass in {project}")
-        done = session.run(
+        done = run.run(
             [uv, "run", "--directory", str(copy), "--frozen", "--no-default-groups", "python", "-c", "pass"], extra
         )
-        steps.append(session.step(run_label, name, done, "uv run --frozen python -c pass"))
+        steps.append(run.step(run_label, done, "uv run --frozen python -c pass"))
     return steps
 
 
-def _imports(session: _Session, entry: TargetEntry, python: Path) -> Step:
+def _imports(run: _TargetRun, python: Path) -> Step:
+    entry = run.entry
     wanted = sorted({re.sub(r"[-_.]+", "-", p.name).lower() for p in entry.runtime()})
-    done = session.run([str(python), "-c", IMPORT_SCRIPT, json.dumps(wanted)])
+    done = run.run([str(python), "-c", IMPORT_SCRIPT, json.dumps(wanted)])
     try:
         results = json.loads(done.stdout)
     except ValueError:
-        return session.step("imports", entry.name, done, "")
+        return run.step("imports", done, "")
     failed = [f"{mod} ({dist}): {error}" for dist, mod, error, ok in results if not ok]
     known = [f"{mod} ({dist}): {error}" for dist, mod, error, ok in results if ok and error]
     imported = sum(1 for _, _, error, ok in results if ok and not error)
@@ -704,97 +835,6 @@ def _imports(session: _Session, entry: TargetEntry, python: Path) -> Step:
     )
 
 
-def verify(
-    manifest: Manifest,
-    *,
-    wheelhouse: Path,
-    lockfiles: Path,
-    targets: Sequence[str] = (),
-    projects: Sequence[Path] = (),
-    progress: Progress | None = None,
-    runner: Runner = run_command,
-    interpreters: Sequence[Interpreter] | None = None,
-    env: Mapping[str, str] | None = None,
-    uv: str | None = None,
-) -> Report:
-    """Every step for the chosen targets (all by default), against the wheelhouse served on 127.0.0.1.
-
-    Meant to run inside the namespace (see :func:`run_isolated`); the ``isolation`` step says whether it is.
-    """
-    if uv is None:
-        from uv import find_uv_bin
-
-        uv = find_uv_bin()
-    progress = progress or NullProgress()
-    entries = manifest.select(targets)
-    files_dir = wheelhouse / "files"
-    steps = [probe_isolation()]
-    progress.message(steps[0].summary)
-    found = discover() if interpreters is None else interpreters
-    runnable = {e.name: i for e in entries if (i := interpreter_for(e.target, found)) is not None}
-    notes = [f"{e.name}: no interpreter on this host; static checks only" for e in entries if e.name not in runnable]
-    for entry in entries:
-        progress.message(f"{entry.name}: static checks")
-        steps += static_steps(manifest, entry, files_dir)
-
-    records: list[AccessRecord] = []
-    guard = threading.Lock()
-
-    def access(record: AccessRecord) -> None:
-        with guard:
-            records.append(record)
-
-    held: dict[str, FileEntry] = {}
-    if runnable and any((project / "uv.lock").is_file() for project in projects):
-        ready, _ = verified_files(manifest, files_dir, purpose="relocated onto")
-        held = {file.filename: file for file in ready}
-    if runnable:
-        with tempfile.TemporaryDirectory(prefix="mirror-verify-") as tmp, serving(wheelhouse, access_log=access) as srv:
-            work = Path(tmp)
-            progress.message(f"serving {wheelhouse} at {srv.index_url}")
-            for entry in entries:
-                interpreter = runnable.get(entry.name)
-                if interpreter is None:
-                    continue
-                config_dir, home = work / entry.name / "config", work / entry.name / "home"
-                config_dir.mkdir(parents=True)
-                (home / "xdg-dirs").mkdir(parents=True)
-                has_build_lock = (lockfiles / f"{entry.name}.build.txt").is_file()
-                build_lock = load_build_lock(lockfiles, entry.name) if has_build_lock else None
-                config = ClientConfig.for_url(srv.index_url, build_lock=build_lock)
-                rendered = render_files(
-                    config,
-                    clients=("pip", "uv", "setuptools"),
-                    build_constraint=str(config_dir / BUILD_CONSTRAINTS),
-                )
-                for file_name, text in rendered.items():
-                    (config_dir / file_name).write_text(text, encoding="utf-8")
-                (home / ".pydistutils.cfg").write_text(rendered["pydistutils.cfg"], encoding="utf-8")
-                session = _Session(
-                    runner=runner,
-                    env=client_environment(os.environ if env is None else env, home, config_dir),
-                    records=records,
-                    lock=guard,
-                    mirror_url=srv.url,
-                )
-                steps += _dynamic_steps(
-                    session,
-                    manifest,
-                    entry,
-                    interpreter,
-                    lockfiles=lockfiles,
-                    files_dir=files_dir,
-                    projects=projects,
-                    work=work / entry.name,
-                    uv=uv,
-                    held=held,
-                    progress=progress,
-                )
-    elif projects:
-        notes.append("no target runs on this host: --project was not installed")
-    return Report(targets=tuple(e.name for e in entries), steps=tuple(steps), notes=tuple(notes))
-
-
 def inner_argv(
     *, spec: Path, targets: Sequence[str], projects: Sequence[Path], executable: str = sys.executable
 ) -> list[str]:
@@ -807,7 +847,7 @@ def inner_argv(
     return argv
 
 
-def _isolated_build_flag(python: Path) -> list[str]:
+def isolated_build_flag(python: Path) -> list[str]:
     """``--use-pep517`` for a venv whose pip is older than 23.1 (bundled with Python <= 3.10): it would build a
     setup.py-only sdist with ``setup.py bdist_wheel`` in the venv, which has no ``wheel``, where newer pips make an
     isolated build fed by the mirror. Newer pips need no flag (pip 26 hides it)."""

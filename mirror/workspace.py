@@ -341,7 +341,7 @@ class Workspace:
     def verify(self, options: VerifyOptions | None = None) -> VerifyReport:
         """The proof: in a network namespace with only loopback, serve the wheelhouse and install, import and
         build from it (outside the namespace: re-run this command inside one and read its report)."""
-        from mirror.verify import Report, enter_namespace, inner_argv, run_isolated, verify
+        from mirror.verify import Report, enter_namespace, inner_argv, plan_verify, run_isolated, run_verify
 
         options = options or VerifyOptions()
         for name in options.targets:
@@ -351,14 +351,14 @@ class Workspace:
         manifest = self.manifest()
         with tempfile.TemporaryDirectory(prefix="mirror-ns-") as scratch:
             notes = enter_namespace(Path(scratch))
-            report = verify(
+            plan = plan_verify(
                 manifest,
                 wheelhouse=self.layout.wheelhouse,
                 lockfiles=self.layout.lockfiles,
                 targets=[self.spec.target(n).name for n in options.targets],
                 projects=[p.absolute() for p in options.projects],
-                progress=self.progress,
             )
+            report = run_verify(plan, progress=self.progress)
         return Report(targets=report.targets, steps=report.steps, notes=(*notes, *report.notes))
 
     def doctor(self, project: Path, target: str | None = None) -> DoctorReport:

@@ -328,11 +328,11 @@ def test_setup_requires_through_pydistutils_cfg_alone(upstream: Upstream, upstre
 @pytest.mark.parametrize(("pip", "flag"), [("22.3", ["--use-pep517"]), ("23.0.1", ["--use-pep517"]),
                                            ("23.1", []), ("26.3", []), (None, [])])  # fmt: skip
 def test_old_pips_build_sdists_isolated_too(tmp_path: Path, pip: str | None, flag: list[str]) -> None:
-    from mirror.verify import _isolated_build_flag
+    from mirror.verify import isolated_build_flag
 
     python = tmp_path / "venv" / "bin" / "python"
     site = tmp_path / "venv" / "lib" / "python3.10" / "site-packages"
     site.mkdir(parents=True)
     if pip is not None:
         (site / f"pip-{pip}.dist-info").mkdir()
-    assert _isolated_build_flag(python) == flag
+    assert isolated_build_flag(python) == flag

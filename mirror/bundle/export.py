@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mirror import _atomic, selfinstall
+from mirror._units import human_size
 from mirror._verified import verified_files
 from mirror.bundle.format import (
     MANIFEST_MEMBER,
@@ -93,6 +94,25 @@ class ExportResult:
     contents: int  # in the mirror once it is imported
     size: int  # of the archive, compressed
     tool: ToolPayload | None
+
+    def render(self) -> list[str]:
+        """What was written, and what to do with it."""
+        manifest = self.manifest
+        lines = []
+        if self.tool is not None:
+            lines.append(
+                f"offline-mirror {manifest.tool_version} and its dependencies for {', '.join(manifest.tool_targets)}"
+            )
+            lines += self.tool.lock.render()
+        kind = f"delta on {manifest.base}" if manifest.base is not None else "full"
+        lines.append(
+            f"wrote {self.path} ({human_size(self.size)}): {kind} bundle {manifest.id},"
+            f" {self.members} of {self.contents} members ({human_size(manifest.nbytes)} before compression)"
+        )
+        lines.append(f"manifest: {self.sidecar}  (next delta: mirror bundle export NEW --since {self.sidecar})")
+        if self.tool is not None:
+            lines.append("offline host: extract it and run install.sh, then: mirror bundle import BUNDLE --into DIR")
+        return lines
 
 
 def client_files(url: str) -> dict[str, str]:

@@ -25,6 +25,7 @@ from typing import IO, BinaryIO, Literal
 from mirror import selfinstall
 from mirror._filenames import classify
 from mirror._records import Fields, fields_dict
+from mirror._units import human_size
 from mirror.errors import MirrorError
 from mirror.progress import NullProgress, Progress
 from mirror.spec import Spec
@@ -374,6 +375,15 @@ class VerifyResult:
     manifest: BundleManifest
     files: int
     nbytes: int
+
+    def render(self, bundle: Path) -> str:
+        manifest = self.manifest
+        base = f" on {manifest.base}" if manifest.base else ""
+        return (
+            f"{bundle}: ok — {manifest.kind} bundle {manifest.id}{base}, {self.files} members"
+            f" ({human_size(self.nbytes)}), every sha256 matches; offline-mirror {manifest.tool_version},"
+            f" targets: {', '.join(manifest.targets) or '-'}"
+        )
 
 
 def read_bundle(

@@ -105,6 +105,18 @@ class ImportResult:
     def changed(self) -> bool:
         return bool(self.added or self.replaced)
 
+    def render(self, bundle: Path, into: Path) -> list[str]:
+        """What the import of ``bundle`` into the workspace at ``into`` did."""
+        manifest = self.manifest
+        if self.already_imported and not self.changed:
+            return [f"{bundle}: bundle {manifest.id} is already imported into {into}; nothing changed"]
+        return [
+            f"imported {manifest.kind} bundle {manifest.id}: {len(self.added)} new, {len(self.replaced)} replaced,"
+            f" {self.unchanged} already here; index: {self.projects} projects, {self.indexed_files} files",
+            *(f"note: {note}" for note in self.notes),
+            f"serve it: mirror serve --spec {into / 'mirror.toml'}",
+        ]
+
 
 def merge(existing: Manifest | None, incoming: Manifest) -> Manifest:
     """The lock after an import: the bundle's targets replace same-named ones, others stay; files are the union

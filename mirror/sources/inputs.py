@@ -14,7 +14,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from mirror import _toml
-from mirror._records import Fields
+from mirror._records import Fields, Shown
 from mirror.errors import MirrorError
 from mirror.spec import SPEC_FILENAME
 
@@ -214,9 +214,9 @@ def read_toml(text: str, label: str) -> dict[str, object]:
     return data
 
 
-def fields(label: str) -> Fields:
+def fields(label: str, *, shown: Shown = "type repr") -> Fields:
     """Validating accessors for the file shown as ``label``: each error is ``InvalidSource(label, "key: …")``."""
-    return Fields(lambda where, message: InvalidSource(label, f"{where}: {message}"), shown="type repr")
+    return Fields(lambda where, message: InvalidSource(label, f"{where}: {message}"), shown=shown)
 
 
 def table(data: Mapping[str, object], key: str, label: str, where: str) -> Mapping[str, object]:

@@ -306,6 +306,16 @@ def project_file(directory: Path, root: Path) -> tuple[str, str | None] | None:
     return None
 
 
+def project_build_system(directory: Path, root: Path) -> BuildSystem | None:
+    """The build system of the project in ``directory`` (pip's legacy default for setup.py alone); ``None`` when
+    it is not a Python project."""
+    found = project_file(directory, root)
+    if found is None:
+        return None
+    label, text = found
+    return BuildSystem.legacy() if text is None else parse_build_system(read_toml(text, label), label=label)
+
+
 def read_project(source: ProjectSource, *, root: Path) -> Inputs:
     """Read the project at ``source.path``: its pyproject.toml, or a legacy setup.py alone (:func:`parse_pyproject`)."""
     directory = source.path if source.path.is_absolute() else root / source.path

@@ -49,20 +49,20 @@ from packaging.utils import canonicalize_name
 
 from mirror import _atomic, _toml
 from mirror._filenames import classify
+from mirror._records import Fields
 from mirror.errors import MirrorError
 from mirror.manifest import FileEntry
 from mirror.sources.inputs import (
     RELEASE_ADVICE,
-    BuildSystem,
     Inputs,
     InvalidSource,
     Project,
     RootRequirement,
+    fields,
     read_toml,
     shown,
-    strings,
 )
-from mirror.sources.pyproject import parse_build_system, project_file
+from mirror.sources.pyproject import project_build_system
 from mirror.targets import Target
 
 log = logging.getLogger(__name__)
@@ -255,55 +255,48 @@ def _inside(relative: str) -> bool:
     return normalized != ".." and not normalized.startswith("../")
 
 
-def _lock_source(value: object, label: str, where: str) -> tuple[str, str]:
+def _lock_source(value: object, fields: Fields, where: str) -> tuple[str, str]:
     if isinstance(value, dict):
         kinds = [k for k in value if k in _SOURCE_KINDS]
         if len(kinds) == 1 and isinstance(value[kinds[0]], str):
             return kinds[0], value[kinds[0]]
-    raise InvalidSource(label, f"{where}: expected a table with one of {', '.join(_SOURCE_KINDS)}, got {value!r}")
+    raise fields.expected(f"a table with one of {', '.join(_SOURCE_KINDS)}", value, where)
 
 
-def _lock_dependencies(value: object, label: str, where: str) -> tuple[UvDependency, ...]:
-    if not isinstance(value, list):
-        raise InvalidSource(label, f"{where}: expected an array of tables, got {value!r}")
+def _lock_dependencies(value: object, fields: Fields, where: str) -> tuple[UvDependency, ...]:
     edges = []
-    for i, item in enumerate(value):
+    for i, item in enumerate(fields.array(value, where, what="an array of tables")):
         key = f"{where}[{i}]"
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise InvalidSource(label, f"{key}: expected a table with a name, got {item!r}")
-        version = item.get("version")
-        marker = item.get("marker")
-        if version is not None and not isinstance(version, str):
-            raise InvalidSource(label, f"{key}.version: expected a string, got {version!r}")
-        if marker is not None and not isinstance(marker, str):
-            raise InvalidSource(label, f"{key}.marker: expected a string, got {marker!r}")
+            raise fields.expected("a table with a name", item, key)
+        extras = fields.strings(item.get("extra", []), key, "extra")
         edges.append(
             UvDependency(
                 name=canonicalize_name(item["name"]),
-                version=version,
-                source=_lock_source(item["source"], label, f"{key}.source") if "source" in item else None,
-                marker=marker,
-                extras=tuple(canonicalize_name(e) for e in strings(item.get("extra", []), label, f"{key}.extra")),
+                version=fields.optional_string(item.get("version"), key, "version"),
+                source=_lock_source(item["source"], fields, f"{key}.source") if "source" in item else None,
+                marker=fields.optional_string(item.get("marker"), key, "marker"),
+                extras=tuple(canonicalize_name(e) for e in extras),
             )
         )
     return tuple(edges)
 
 
-def _lock_tables(value: object, label: str, where: str) -> dict[str, tuple[UvDependency, ...]]:
-    if not isinstance(value, dict):
-        raise InvalidSource(label, f"{where}: expected a table, got {value!r}")
+def _lock_tables(value: object, fields: Fields, where: str) -> dict[str, tuple[UvDependency, ...]]:
+    table = fields.table(value, where)
     return {
-        canonicalize_name(name): _lock_dependencies(edges, label, f"{where}.{name}") for name, edges in value.items()
+        canonicalize_name(name): _lock_dependencies(edges, fields, f"{where}.{name}") for name, edges in table.items()
     }
 
 
 def parse_uv_lock(text: str, *, path: Path, label: str | None = None) -> UvLock:
     """Parse the uv.lock ``text`` of the file at ``path`` (shown as ``label``)."""
-    shown = label if label is not None else str(path)
-    data = read_toml(text, shown)
+    label = label if label is not None else str(path)
+    data = read_toml(text, label)
+    check = fields(label, shown="repr")
     version = data.get("version")
     if version != 1:
-        raise InvalidSource(shown, f"version: {version!r} is not a uv.lock version this tool reads; expected 1")
+        raise InvalidSource(label, f"version: {version!r} is not a uv.lock version this tool reads; expected 1")
     requires_python = None
     if "requires-python" in data:
         raw = data["requires-python"]
@@ -312,36 +305,32 @@ def parse_uv_lock(text: str, *, path: Path, label: str | None = None) -> UvLock:
         except InvalidSpecifier:
             requires_python = None
         if requires_python is None:
-            raise InvalidSource(shown, f"requires-python: {raw!r} is not a version specifier")
-    raw_packages = data.get("package", [])
-    if not isinstance(raw_packages, list):
-        raise InvalidSource(shown, "package: expected an array of tables ([[package]])")
+            raise InvalidSource(label, f"requires-python: {raw!r} is not a version specifier")
     packages = []
+    raw_packages = check.array(data.get("package", []), "package", what="an array of tables ([[package]])", shown="")
     for i, item in enumerate(raw_packages):
         where = f"package[{i}]"
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise InvalidSource(shown, f"{where}: expected a table with a name")
-        package_version = item.get("version")
-        if package_version is not None and not isinstance(package_version, str):
-            raise InvalidSource(shown, f"{where}.version: expected a string, got {package_version!r}")
+            raise check.expected("a table with a name", item, where, shown="")
+        package_version = check.optional_string(item.get("version"), where, "version")
         if "source" not in item:
-            raise InvalidSource(shown, f"{where}.source: missing")
-        source = _lock_source(item["source"], shown, f"{where}.source")
+            raise InvalidSource(label, f"{where}.source: missing")
+        source = _lock_source(item["source"], check, f"{where}.source")
         if source[0] == _REGISTRY and package_version is None:
-            raise InvalidSource(shown, f"{where}.version: missing; a package from a registry has a version")
+            raise InvalidSource(label, f"{where}.version: missing; a package from a registry has a version")
         packages.append(
             UvPackage(
                 name=canonicalize_name(item["name"]),
                 version=package_version,
                 source=source,
-                dependencies=_lock_dependencies(item.get("dependencies", []), shown, f"{where}.dependencies"),
+                dependencies=_lock_dependencies(item.get("dependencies", []), check, f"{where}.dependencies"),
                 optional_dependencies=_lock_tables(
-                    item.get("optional-dependencies", {}), shown, f"{where}.optional-dependencies"
+                    item.get("optional-dependencies", {}), check, f"{where}.optional-dependencies"
                 ),
-                dev_dependencies=_lock_tables(item.get("dev-dependencies", {}), shown, f"{where}.dev-dependencies"),
+                dev_dependencies=_lock_tables(item.get("dev-dependencies", {}), check, f"{where}.dev-dependencies"),
             )
         )
-    return UvLock(path=path, label=shown, requires_python=requires_python, packages=tuple(packages))
+    return UvLock(path=path, label=label, requires_python=requires_python, packages=tuple(packages))
 
 
 def read_uv_lock(path: Path, *, root: Path) -> UvLock:
@@ -367,8 +356,8 @@ def uv_lock_inputs(lock: UvLock, target: Target, *, root: Path) -> Inputs:
     projects = []
     for package in (p for p in reached if p.kind in ("editable", "directory")):
         directory = (lock.path.parent / package.source[1]).absolute()
-        found = project_file(directory, root)
-        if found is None:
+        build_system = project_build_system(directory, root)
+        if build_system is None:
             log.warning(
                 "%s: local project %r is not at %s; its build system is not mirrored",
                 lock.label,
@@ -376,8 +365,6 @@ def uv_lock_inputs(lock: UvLock, target: Target, *, root: Path) -> Inputs:
                 shown(directory, root),
             )
             continue
-        label, text = found
-        build_system = BuildSystem.legacy() if text is None else parse_build_system(read_toml(text, label), label=label)
         projects.append(Project(name=package.name, path=directory, build_system=build_system))
     return Inputs(requirements=tuple(pins), constraints=tuple(pins), projects=tuple(projects))
 
@@ -422,6 +409,15 @@ class Relocation:
     def index_url(self) -> str:
         """The mirror's Simple API root, as the relocated lock names it."""
         return f"{self.root}/simple"
+
+    def render(self, out: Path) -> list[str]:
+        """What was written to ``out``."""
+        dropped = len(self.dropped)
+        return [
+            f"wrote {out}: {self.packages} packages, {len(self.kept)} files at {self.index_url}",
+            f"{dropped} locked file{'s are' if dropped != 1 else ' is'} outside the targets"
+            " (not in the wheelhouse; dropped from the lock)",
+        ]
 
 
 def mirror_root(url: str) -> str:
