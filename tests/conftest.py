@@ -1,4 +1,4 @@
-"""Shared fixtures: a local upstream index (see tests/upstream.py)."""
+"""Shared fixtures: a local upstream index (see tests/fixtures/)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.upstream import (
-    DEFAULT_RELEASES,
-    Catalog,
-    Release,
-    Upstream,
-    build_dists,
-    serve_dir,
-)
+from tests.fixtures.dists import DEFAULT_RELEASES, Catalog, Release, build_dists
+from tests.fixtures.server import Upstream, serve_dir
 
 
 def pytest_configure(config: pytest.Config) -> None:

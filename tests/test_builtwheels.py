@@ -18,7 +18,8 @@ from mirror.interpreters import discover
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
 from mirror.wheelbuild import BuildResult
-from tests.upstream import Upstream, isolated_env, pip_command
+from tests.fixtures.env import isolated_env, pip_command
+from tests.fixtures.server import Upstream
 
 HOST = host_target()
 

@@ -23,8 +23,9 @@ from mirror.bundle import BundleError, MissingBase, import_bundle, read_bundle, 
 from mirror.cli import main
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
+from tests.fixtures.env import synced_workspace
+from tests.fixtures.server import Upstream
 from tests.test_verify import needs_namespace, verify_json
-from tests.upstream import Upstream, synced_workspace
 
 HOST = host_target()
 

@@ -44,7 +44,8 @@ from mirror.config import (
 )
 from mirror.serve import AccessRecord, Server, serving
 from mirror.targets import host_target
-from tests.upstream import AccessLog, Upstream, isolated_env, synced_workspace
+from tests.fixtures.env import isolated_env, synced_workspace
+from tests.fixtures.server import AccessLog, Upstream
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -29,7 +29,8 @@ from mirror.cli import main
 from mirror.fetch import check, stray_partials
 from mirror.index import extract_metadata
 from mirror.manifest import MANIFEST, InvalidManifest, load_manifest
-from tests.upstream import Upstream, isolated_env, throttle, write_host_spec
+from tests.fixtures.env import isolated_env, write_host_spec
+from tests.fixtures.server import Upstream, throttle
 
 ROUNDS = 20
 SMALL = ["om-pure==2.0"]

@@ -38,7 +38,8 @@ from mirror.devpi import (
 )
 from mirror.manifest import FileEntry, Manifest, load_manifest
 from mirror.targets import host_target
-from tests.upstream import Upstream, free_port, isolated_env, pip_command, synced_workspace
+from tests.fixtures.env import isolated_env, pip_command, synced_workspace
+from tests.fixtures.server import Upstream, free_port
 
 HOST = host_target()
 JSON_V1 = "application/vnd.pypi.simple.v1+json"

@@ -25,7 +25,9 @@ from mirror.cli import main
 from mirror.fetch import check
 from mirror.manifest import load_manifest
 from tests.conftest import MakeUpstream
-from tests.upstream import Release, Upstream, isolated_env, write_host_spec
+from tests.fixtures.dists import Release
+from tests.fixtures.env import isolated_env, write_host_spec
+from tests.fixtures.server import Upstream
 
 BIG = 3_000_000  # incompressible bytes in om-full's wheel: larger than the 1 MiB tmpfs
 RELEASES = (

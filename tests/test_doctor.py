@@ -23,7 +23,8 @@ from mirror.doctor import (
     wheel_modules,
 )
 from mirror.targets import host_target
-from tests.upstream import Upstream, synced_workspace
+from tests.fixtures.env import synced_workspace
+from tests.fixtures.server import Upstream
 
 HOST = host_target()
 SETUPTOOLS_PYPROJECT = (

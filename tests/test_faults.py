@@ -25,7 +25,7 @@ from mirror._http import make_session
 from mirror.cli import main
 from mirror.fetch import check
 from mirror.manifest import load_manifest
-from tests.upstream import (
+from tests.fixtures.server import (
     Response,
     Upstream,
     UpstreamHandler,

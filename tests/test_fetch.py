@@ -21,7 +21,7 @@ from mirror._http import make_session
 from mirror.cli import main
 from mirror.fetch import check, fetch
 from mirror.manifest import load_manifest
-from tests.upstream import Response, Upstream, UpstreamHandler, fail_times, wrong_bytes
+from tests.fixtures.server import Response, Upstream, UpstreamHandler, fail_times, wrong_bytes
 
 TARGETS = """
 [[target]]

@@ -16,7 +16,8 @@ from mirror.cli import main
 from mirror.index import extract_metadata, write_index
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
-from tests.upstream import Upstream, isolated_env, pip_command, synced_workspace
+from tests.fixtures.env import isolated_env, pip_command, synced_workspace
+from tests.fixtures.server import Upstream
 
 HOST = host_target()
 

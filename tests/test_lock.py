@@ -16,7 +16,9 @@ from mirror.errors import MirrorError
 from mirror.lock import choose_files
 from mirror.simple import DistFile, classify
 from mirror.targets import Target, host_target
-from tests.upstream import NATIVE_TAGS, Upstream, isolated_env, pip_command
+from tests.fixtures.dists import NATIVE_TAGS
+from tests.fixtures.env import isolated_env, pip_command
+from tests.fixtures.server import Upstream
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -337,7 +339,7 @@ def test_choose_files_skips_yanked_and_wrong_requires_python() -> None:
 
 
 def test_conflicting_build_versions_are_all_kept(make_upstream: object, tmp_path: Path) -> None:
-    from tests.upstream import BackendSdist, Release
+    from tests.fixtures.dists import BackendSdist, Release
 
     releases = [
         Release(name="om-backend", version="1.0"),

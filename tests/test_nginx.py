@@ -22,7 +22,8 @@ from click.testing import CliRunner
 from mirror.cli import main
 from mirror.nginx import DEFAULT_LISTEN, NginxConfigError, render_nginx_config
 from mirror.targets import host_target
-from tests.upstream import Upstream, free_port, isolated_env, pip_command, synced_workspace
+from tests.fixtures.env import isolated_env, pip_command, synced_workspace
+from tests.fixtures.server import Upstream, free_port
 
 HOST = host_target()
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.access(p, os.X_OK)), None)

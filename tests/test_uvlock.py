@@ -24,7 +24,9 @@ from mirror.serve import AccessRecord, serving
 from mirror.sources import parse_uv_lock
 from mirror.targets import Target, host_target
 from mirror.uvlock import RelocateError, mirror_root, relocate, unserved
-from tests.upstream import DEFAULT_RELEASES, BackendSdist, Release, Upstream, build_dists, isolated_env, serve_dir
+from tests.fixtures.dists import DEFAULT_RELEASES, BackendSdist, Release, build_dists
+from tests.fixtures.env import isolated_env
+from tests.fixtures.server import Upstream, serve_dir
 
 MakeUpstream = Callable[..., Upstream]
 HOST = host_target()

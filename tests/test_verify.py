@@ -27,7 +27,8 @@ from mirror.verify import (
     run_isolated,
     static_steps,
 )
-from tests.upstream import Upstream, isolated_env, synced_workspace
+from tests.fixtures.env import isolated_env, synced_workspace
+from tests.fixtures.server import Upstream
 
 HOST = host_target()
 FOREIGN = "windows-amd64-cp311"
