@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.dists import DEFAULT_RELEASES, Catalog, Release, build_dists
+from tests.fixtures.env import Cli, invoke
 from tests.fixtures.server import Upstream, serve_dir
 
 
@@ -64,3 +65,11 @@ def make_upstream(tmp_path: Path) -> Iterator[MakeUpstream]:
             return stack.enter_context(serve_dir(catalog.files_dir, yanked=catalog.yanked, absolute_urls=absolute_urls))
 
         yield make
+
+
+@pytest.fixture
+def cli() -> Cli:
+    """The ``mirror`` command line run in-process: ``cli("sync", "--spec", str(spec))`` or ``cli(*args, env={...})``
+    returns click's ``Result`` (``exit_code``, ``stdout``, ``stderr``, ``output``). Module-scoped fixtures, which
+    cannot use it, call the same function: ``tests.fixtures.env.invoke``."""
+    return invoke

@@ -8,17 +8,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from mirror._http import make_session
 from mirror.builtwheels import Registry, build_missing
-from mirror.cli import main
 from mirror.fetch import fetch
 from mirror.interpreters import discover
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
 from mirror.wheelbuild import BuildResult
-from tests.fixtures.env import isolated_env, pip_command
+from tests.fixtures.env import Cli, isolated_env, pip_command
 from tests.fixtures.server import Upstream
 
 HOST = host_target()
@@ -29,18 +27,13 @@ def spec_text(upstream: Upstream, targets: list[tuple[str, str]], packages: list
     return f'[mirror]\nupstream = "{upstream.url}"\n{blocks}[sources]\npackages = {json.dumps(packages)}\n'
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
 @pytest.fixture
-def synced(upstream: Upstream, tmp_path: Path) -> Path:
+def synced(cli: Cli, upstream: Upstream, tmp_path: Path) -> Path:
     (tmp_path / "mirror.toml").write_text(
         spec_text(upstream, [(HOST.platform, HOST.python), ("linux/arm64", "3.12")], ["om-sdistonly"])
     )
-    code, _, err = run("sync", "--spec", str(tmp_path / "mirror.toml"))
-    assert code == 0, err
+    result = cli("sync", "--spec", str(tmp_path / "mirror.toml"))
+    assert result.exit_code == 0, result.stderr
     return tmp_path
 
 
@@ -72,22 +65,22 @@ def test_require_hashes_install_uses_the_built_wheel_offline(synced: Path, tmp_p
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["om_sdistonly-1.0-py3-none-any.whl"]
 
 
-def test_relock_and_refetch_keep_the_built_wheel(synced: Path, upstream: Upstream) -> None:
+def test_relock_and_refetch_keep_the_built_wheel(cli: Cli, synced: Path, upstream: Upstream) -> None:
     before = {p.name: p.read_text() for p in (synced / "lockfiles").iterdir()}
-    code, out, _ = run("lock", "--spec", str(synced / "mirror.toml"))
-    assert code == 0
-    assert out.splitlines()[-1].endswith("are up to date")
+    result = cli("lock", "--spec", str(synced / "mirror.toml"))
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[-1].endswith("are up to date")
     upstream.requests.clear()
-    code, out, _ = run("fetch", "--spec", str(synced / "mirror.toml"))
-    assert code == 0
-    assert "wheels from sdists: 0 built here, 4 already built, 0 for targets this host cannot build for" in out
+    result = cli("fetch", "--spec", str(synced / "mirror.toml"))
+    assert result.exit_code == 0
+    assert "wheels from sdists: 0 built here, 4 already built, 0 for targets this host cannot build for" in result.stdout
     assert not [p for p in upstream.requests.paths() if p.startswith("/files/")]
     assert {p.name: p.read_text() for p in (synced / "lockfiles").iterdir()} == before
 
 
-def test_a_missing_build_requirement_is_named(upstream: Upstream, tmp_path: Path) -> None:
+def test_a_missing_build_requirement_is_named(cli: Cli, upstream: Upstream, tmp_path: Path) -> None:
     (tmp_path / "mirror.toml").write_text(spec_text(upstream, [(HOST.platform, HOST.python)], ["om-sdistonly"]))
-    assert run("lock", "--spec", str(tmp_path / "mirror.toml"))[0] == 0
+    assert cli("lock", "--spec", str(tmp_path / "mirror.toml")).exit_code == 0
     manifest = load_manifest(tmp_path / "lockfiles")
     files_dir = tmp_path / "wheelhouse" / "files"
     fetch(manifest, files_dir, session=make_session())
@@ -101,11 +94,13 @@ def test_a_missing_build_requirement_is_named(upstream: Upstream, tmp_path: Path
     assert not (files_dir / "om-sdistonly" / "om_sdistonly-1.0-py3-none-any.whl").exists()
 
 
-def test_platform_wheel_does_not_serve_another_target_and_compiles_there(upstream: Upstream, tmp_path: Path) -> None:
+def test_platform_wheel_does_not_serve_another_target_and_compiles_there(
+    cli: Cli, upstream: Upstream, tmp_path: Path
+) -> None:
     (tmp_path / "mirror.toml").write_text(
         spec_text(upstream, [(HOST.platform, HOST.python), ("linux/arm64", "3.12")], ["om-sdistonly"])
     )
-    assert run("lock", "--spec", str(tmp_path / "mirror.toml"))[0] == 0
+    assert cli("lock", "--spec", str(tmp_path / "mirror.toml")).exit_code == 0
     manifest = load_manifest(tmp_path / "lockfiles")
     files_dir = tmp_path / "wheelhouse" / "files"
     fetch(manifest, files_dir, session=make_session())

@@ -22,14 +22,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from mirror._verified import sha256_file
-from mirror.cli import main
 from mirror.fetch import check, stray_partials
 from mirror.index import extract_metadata
 from mirror.manifest import MANIFEST, InvalidManifest, load_manifest
-from tests.fixtures.env import isolated_env, write_host_spec
+from tests.fixtures.env import Cli, isolated_env, write_host_spec
 from tests.fixtures.server import Upstream, throttle
 
 ROUNDS = 20
@@ -131,7 +129,7 @@ def run_sync(workspace: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def test_kill_9_at_random_moments(clean_upstream: Upstream, tmp_path: Path) -> None:
+def test_kill_9_at_random_moments(cli: Cli, clean_upstream: Upstream, tmp_path: Path) -> None:
     upstream = clean_upstream
     seed = int(os.environ.get("MIRROR_CRASH_SEED", str(time.time_ns() % 1_000_000)))
     rng = random.Random(seed)
@@ -145,7 +143,7 @@ def test_kill_9_at_random_moments(clean_upstream: Upstream, tmp_path: Path) -> N
     grown = tmp_path / "grown"
     grown.mkdir()
     write_spec(grown, upstream, SMALL)
-    assert CliRunner().invoke(main, ["sync", "--spec", str(grown / "mirror.toml")]).exit_code == 0
+    assert cli("sync", "--spec", str(grown / "mirror.toml")).exit_code == 0
     write_spec(grown, upstream, BIG)
     grown_lock = (grown / "lockfiles" / MANIFEST).read_bytes()
 
@@ -176,7 +174,7 @@ def test_kill_9_at_random_moments(clean_upstream: Upstream, tmp_path: Path) -> N
         assert index_problems(workspace / "wheelhouse") == [], where
 
         upstream.faults.clear()  # the re-run at full speed
-        result = CliRunner().invoke(main, ["sync", "--spec", str(workspace / "mirror.toml")])
+        result = cli("sync", "--spec", str(workspace / "mirror.toml"))
         assert result.exit_code == 0, f"{where}: the re-run failed: {result.stderr}"
         files_dir = workspace / "wheelhouse" / "files"
         manifest = load_manifest(workspace / "lockfiles")
@@ -196,10 +194,10 @@ def test_kill_9_at_random_moments(clean_upstream: Upstream, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("missing", ["lock", "page"])
-def test_index_problems_finds_what_it_should(clean_upstream: Upstream, tmp_path: Path, missing: str) -> None:
+def test_index_problems_finds_what_it_should(cli: Cli, clean_upstream: Upstream, tmp_path: Path, missing: str) -> None:
     """The checker itself: a page naming a missing or altered file is reported."""
     write_spec(tmp_path, clean_upstream, SMALL)
-    assert CliRunner().invoke(main, ["sync", "--spec", str(tmp_path / "mirror.toml")]).exit_code == 0
+    assert cli("sync", "--spec", str(tmp_path / "mirror.toml")).exit_code == 0
     assert index_problems(tmp_path / "wheelhouse") == []
     wheel = next((tmp_path / "wheelhouse" / "files" / "om-dep").glob("*.whl"))
     if missing == "lock":

@@ -16,15 +16,14 @@ from pathlib import Path
 
 import pytest
 import requests
-from click.testing import CliRunner
 from urllib3.response import HTTPResponse
 
 from mirror import _http
 from mirror._download import DownloadError, HashMismatch, download, partial_path
 from mirror._http import make_session
-from mirror.cli import main
 from mirror.fetch import check
 from mirror.manifest import load_manifest
+from tests.fixtures.env import Cli, invoke
 from tests.fixtures.server import (
     Response,
     Upstream,
@@ -219,7 +218,7 @@ def test_an_unwritable_destination_is_one_error_naming_the_file(up: Upstream, tm
 def locked(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("faults-lock")
     write_spec(work, upstream)
-    result = CliRunner().invoke(main, ["lock", "--spec", str(work / "mirror.toml")])
+    result = invoke("lock", "--spec", str(work / "mirror.toml"))
     assert result.exit_code == 0, result.stderr
     return work / "lockfiles"
 
@@ -240,12 +239,12 @@ def workspace(locked: Path, up: Upstream, tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
 
 
-def test_a_project_gone_between_lock_and_fetch(workspace: Path, up: Upstream) -> None:
+def test_a_project_gone_between_lock_and_fetch(cli: Cli, workspace: Path, up: Upstream) -> None:
     gone = "om_dep-1.0-py3-none-any.whl"
     up.inject(gone, respond(Response(status=404, body=b"not found\n")))
     up.inject("/simple/om-dep/", respond(Response(status=404, body=b"not found\n")))
     spec = str(workspace / "mirror.toml")
-    result = CliRunner().invoke(main, ["fetch", "--spec", spec])
+    result = cli("fetch", "--spec", spec)
     url = load_manifest(workspace / "lockfiles").files[gone].url
     assert (result.exit_code, result.stderr.splitlines()[-1]) == (1, f"error: {gone}: {url} answered HTTP 404")
     files = workspace / "wheelhouse" / "files"
@@ -253,7 +252,7 @@ def test_a_project_gone_between_lock_and_fetch(workspace: Path, up: Upstream) ->
     outcome = check(load_manifest(workspace / "lockfiles"), files)
     assert (outcome.missing, outcome.corrupt) == ((gone,), ())
     # the index leaves it out, says so, and lists everything else
-    result = CliRunner().invoke(main, ["index", "--spec", spec])
+    result = cli("index", "--spec", spec)
     assert result.exit_code == 0
     assert f"not indexed (missing or unverified; run mirror fetch): {gone}" in result.stderr
     assert not (workspace / "wheelhouse" / "simple" / "om-dep").exists()

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from uv import find_uv_bin
 
-from mirror.cli import main
 from mirror.errors import MirrorError
 from mirror.manifest import FileEntry
 from mirror.serve import AccessRecord, serving
@@ -25,7 +23,7 @@ from mirror.sources import parse_uv_lock
 from mirror.targets import Target, host_target
 from mirror.uvlock import RelocateError, mirror_root, relocate, unserved
 from tests.fixtures.dists import DEFAULT_RELEASES, BackendSdist, Release, build_dists
-from tests.fixtures.env import isolated_env
+from tests.fixtures.env import Cli, invoke, isolated_env
 from tests.fixtures.server import Upstream, serve_dir
 
 MakeUpstream = Callable[..., Upstream]
@@ -399,11 +397,6 @@ def sync_args(*extra: str) -> list[str]:
     return ["sync", "--frozen", "--no-cache", "--python", sys.executable, *extra]
 
 
-def cli(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Deployed:
     """Two uv projects locked against an upstream that is gone, and a workspace that mirrored their locks."""
@@ -442,8 +435,8 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
             f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
             f"[sources]\nuv-locks = {locks}\n[policy]\nbuild-wheels = false\n"
         )
-        code, _, err = cli("sync", "--spec", str(workspace / "mirror.toml"))
-        assert code == 0, err
+        result = invoke("sync", "--spec", str(workspace / "mirror.toml"))
+        assert result.exit_code == 0, result.stderr
         upstream_url = upstream.base_url
     files = workspace / "wheelhouse" / "files"
     held = frozenset(p.name for p in files.glob("*/*") if not p.name.endswith(".metadata"))
@@ -512,17 +505,17 @@ def test_without_relocation_frozen_sync_goes_to_the_locked_upstream_and_fails(
 
 
 def test_relocated_lock_syncs_frozen_from_the_mirror_alone(
-    deployed: Deployed, mirror: tuple[str, AccessLog], tmp_path: Path
+    cli: Cli, deployed: Deployed, mirror: tuple[str, AccessLog], tmp_path: Path
 ) -> None:
     url, access = mirror
     project = deployed.project("app", tmp_path)
     lock = project / "uv.lock"
     original = lock.read_text()
-    code, out, err = cli("relocate-uv-lock", str(lock), "--url", url, "--spec", str(deployed.spec))
-    assert code == 0, err
+    relocation = cli("relocate-uv-lock", str(lock), "--url", url, "--spec", str(deployed.spec))
+    assert relocation.exit_code == 0, relocation.stderr
     kept = [f for f in locked_files(original) if f in deployed.held]
     dropped = len(locked_files(original)) - len(kept)
-    assert out == (
+    assert relocation.stdout == (
         f"wrote {lock}: 6 packages, {len(kept)} files at {url}simple\n"
         f"{dropped} locked files are outside the targets (not in the wheelhouse; dropped from the lock)\n"
     )
@@ -544,12 +537,12 @@ def test_relocated_lock_syncs_frozen_from_the_mirror_alone(
 
 
 def test_uv_run_without_the_sync_group_flags_installs_the_default_groups(
-    deployed: Deployed, mirror: tuple[str, AccessLog], tmp_path: Path
+    cli: Cli, deployed: Deployed, mirror: tuple[str, AccessLog], tmp_path: Path
 ) -> None:
     url, access = mirror
     project = deployed.project("app", tmp_path)
-    code, _, err = cli("relocate-uv-lock", str(project / "uv.lock"), "--url", url, "--spec", str(deployed.spec))
-    assert code == 0, err
+    relocation = cli("relocate-uv-lock", str(project / "uv.lock"), "--url", url, "--spec", str(deployed.spec))
+    assert relocation.exit_code == 0, relocation.stderr
     env = uv_env(tmp_path / "home", UV_CACHE_DIR=str(tmp_path / "uv-cache"))
     assert uv(sync_args("--no-default-groups"), project, env).returncode == 0
     access.take()
@@ -569,12 +562,12 @@ def test_uv_run_without_the_sync_group_flags_installs_the_default_groups(
 
 
 def test_a_built_project_also_needs_the_mirror_as_its_index(
-    deployed: Deployed, mirror: tuple[str, AccessLog], tmp_path: Path
+    cli: Cli, deployed: Deployed, mirror: tuple[str, AccessLog], tmp_path: Path
 ) -> None:
     url, access = mirror
     project = deployed.project("built", tmp_path)
-    code, _, err = cli("relocate-uv-lock", str(project / "uv.lock"), "--url", url, "--spec", str(deployed.spec))
-    assert code == 0, err
+    relocation = cli("relocate-uv-lock", str(project / "uv.lock"), "--url", url, "--spec", str(deployed.spec))
+    assert relocation.exit_code == 0, relocation.stderr
     args = sync_args("--no-default-groups", "--no-editable")
     alone = uv(args, project, uv_env(tmp_path / "home"))
     assert alone.returncode != 0
@@ -597,19 +590,19 @@ def test_a_built_project_also_needs_the_mirror_as_its_index(
 
 
 def test_refuses_when_a_package_a_target_installs_has_no_file_in_the_wheelhouse(
-    deployed: Deployed, tmp_path: Path
+    cli: Cli, deployed: Deployed, tmp_path: Path
 ) -> None:
     workspace = Path(shutil.copytree(deployed.workspace, tmp_path / "workspace"))
     (workspace / "wheelhouse" / "files" / "om-pure" / "om_pure-2.0-py3-none-any.whl").unlink()
     project = deployed.project("app", tmp_path)
     before = (project / "uv.lock").read_bytes()
     out = tmp_path / "relocated.lock"
-    code, stdout, err = cli(
+    result = cli(
         "relocate-uv-lock", str(project / "uv.lock"), "--url", "http://mirror.internal:3141/",
         "--spec", str(workspace / "mirror.toml"), "-o", str(out),
     )  # fmt: skip
-    assert (code, stdout) == (1, "")
-    assert err == (
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
         f"error: {project / 'uv.lock'}: 1 package that the targets install has no locked file in the wheelhouse:"
         f" om-pure 2.0 [{Target.create(HOST.platform, HOST.python).name}];"
         " add it to [sources] uv-locks and run 'mirror sync'\n"
@@ -625,7 +618,7 @@ GLIBC = platform.libc_ver()[1] if sys.platform == "linux" else ""
 @pytest.mark.skipif(
     not GLIBC_ARCH or not GLIBC or tuple(map(int, GLIBC.split(".")[:2])) < (2, 28), reason="needs glibc >= 2.28 Linux"
 )
-def test_uv_chooses_among_the_files_the_mirror_holds(make_upstream: MakeUpstream, tmp_path: Path) -> None:
+def test_uv_chooses_among_the_files_the_mirror_holds(cli: Cli, make_upstream: MakeUpstream, tmp_path: Path) -> None:
     """The target's glibc floor is 2.17, this host is newer: uv prefers the manylinux_2_28 wheel the mirror lacks."""
     tags = [f"py3-none-manylinux_2_{v}_{GLIBC_ARCH}" for v in (17, 28)]
     old, new = (f"om_glibc-1.0-{tag}.whl" for tag in tags)
@@ -642,18 +635,18 @@ def test_uv_chooses_among_the_files_the_mirror_holds(make_upstream: MakeUpstream
         f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\nglibc = "2.17"\n'
         f'[sources]\nuv-locks = ["app/uv.lock"]\n[policy]\nbuild-wheels = false\n'
     )
-    code, _, err = cli("sync", "--spec", str(tmp_path / "mirror.toml"))
-    assert code == 0, err
+    synced = cli("sync", "--spec", str(tmp_path / "mirror.toml"))
+    assert synced.exit_code == 0, synced.stderr
     assert sorted(p.name for p in (tmp_path / "wheelhouse" / "files" / "om-glibc").glob("*.whl")) == [old]
     upstream.close()
 
     access = AccessLog()
     with serving(tmp_path / "wheelhouse", access_log=access) as server:
-        code, out, err = cli(
+        relocation = cli(
             "relocate-uv-lock", str(project / "uv.lock"), "--url", server.url, "--spec", str(tmp_path / "mirror.toml")
         )
-        assert code == 0, err
-        assert out.endswith("2 locked files are outside the targets (not in the wheelhouse; dropped from the lock)\n")
+        assert relocation.exit_code == 0, relocation.stderr
+        assert relocation.stdout.endswith("2 locked files are outside the targets (not in the wheelhouse; dropped from the lock)\n")
         relocated = (project / "uv.lock").read_text()
         result = uv(sync_args(), project, env)
         assert result.returncode == 0, result.stderr
