@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.dists import DEFAULT_RELEASES, Catalog, Release, build_dists
-from tests.fixtures.env import Cli, invoke
+from tests.fixtures.env import Cli, MakeWorkspace, invoke, write_workspace
 from tests.fixtures.server import Upstream, serve_dir
 
 
@@ -73,3 +73,32 @@ def cli() -> Cli:
     returns click's ``Result`` (``exit_code``, ``stdout``, ``stderr``, ``output``). Module-scoped fixtures, which
     cannot use it, call the same function: ``tests.fixtures.env.invoke``."""
     return invoke
+
+
+@pytest.fixture
+def make_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> MakeWorkspace:
+    """A factory for workspaces: ``make_workspace(packages, *, targets=None, upstream=None, build_wheels=True,
+    extra="", directory=None)`` writes ``mirror.toml`` (``tests.fixtures.env.write_workspace``: ``targets`` are
+    (platform, python) pairs, None for this host's target; ``upstream`` None for the session ``upstream``) into
+    ``directory``, or a fresh directory under ``tmp_path``, and returns the directory."""
+    count = 0
+
+    def make(
+        packages: Sequence[str],
+        *,
+        targets: Sequence[tuple[str, str]] | None = None,
+        upstream: Upstream | None = None,
+        build_wheels: bool = True,
+        extra: str = "",
+        directory: Path | None = None,
+    ) -> Path:
+        nonlocal count
+        if directory is None:
+            count += 1
+            directory = tmp_path / f"workspace-{count}"
+            directory.mkdir()
+        if upstream is None:
+            upstream = request.getfixturevalue("upstream")
+        return write_workspace(directory, upstream, packages, targets=targets, build_wheels=build_wheels, extra=extra)
+
+    return make

@@ -16,25 +16,19 @@ from mirror.interpreters import discover
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
 from mirror.wheelbuild import BuildResult
-from tests.fixtures.env import Cli, isolated_env, pip_command
+from tests.fixtures.env import Cli, MakeWorkspace, isolated_env, pip_command
 from tests.fixtures.server import Upstream
 
 HOST = host_target()
-
-
-def spec_text(upstream: Upstream, targets: list[tuple[str, str]], packages: list[str]) -> str:
-    blocks = "".join(f'[[target]]\nplatform = "{p}"\npython = "{v}"\n' for p, v in targets)
-    return f'[mirror]\nupstream = "{upstream.url}"\n{blocks}[sources]\npackages = {json.dumps(packages)}\n'
+WITH_ARM64 = [(HOST.platform, HOST.python), ("linux/arm64", "3.12")]
 
 
 @pytest.fixture
-def synced(cli: Cli, upstream: Upstream, tmp_path: Path) -> Path:
-    (tmp_path / "mirror.toml").write_text(
-        spec_text(upstream, [(HOST.platform, HOST.python), ("linux/arm64", "3.12")], ["om-sdistonly"])
-    )
-    result = cli("sync", "--spec", str(tmp_path / "mirror.toml"))
+def synced(cli: Cli, make_workspace: MakeWorkspace) -> Path:
+    workspace = make_workspace(["om-sdistonly"], targets=WITH_ARM64)
+    result = cli("sync", "--spec", str(workspace / "mirror.toml"))
     assert result.exit_code == 0, result.stderr
-    return tmp_path
+    return workspace
 
 
 def test_sync_builds_the_sdist_and_locks_the_wheel(synced: Path) -> None:
@@ -78,14 +72,14 @@ def test_relock_and_refetch_keep_the_built_wheel(cli: Cli, synced: Path, upstrea
     assert {p.name: p.read_text() for p in (synced / "lockfiles").iterdir()} == before
 
 
-def test_a_missing_build_requirement_is_named(cli: Cli, upstream: Upstream, tmp_path: Path) -> None:
-    (tmp_path / "mirror.toml").write_text(spec_text(upstream, [(HOST.platform, HOST.python)], ["om-sdistonly"]))
-    assert cli("lock", "--spec", str(tmp_path / "mirror.toml")).exit_code == 0
-    manifest = load_manifest(tmp_path / "lockfiles")
-    files_dir = tmp_path / "wheelhouse" / "files"
+def test_a_missing_build_requirement_is_named(cli: Cli, make_workspace: MakeWorkspace) -> None:
+    workspace = make_workspace(["om-sdistonly"])
+    assert cli("lock", "--spec", str(workspace / "mirror.toml")).exit_code == 0
+    manifest = load_manifest(workspace / "lockfiles")
+    files_dir = workspace / "wheelhouse" / "files"
     fetch(manifest, files_dir, session=make_session())
     shutil.rmtree(files_dir / "om-dynamic")  # as if the lock had forgotten the dynamic build requirement
-    _, outcomes = build_missing(manifest, files_dir, Registry(tmp_path / "wheelhouse"), interpreters=discover())
+    _, outcomes = build_missing(manifest, files_dir, Registry(workspace / "wheelhouse"), interpreters=discover())
     by_sdist = {o.sdist: o for o in outcomes}
     assert by_sdist["om_buildhelper-1.0.tar.gz"].status == "built"  # needs only om-backend
     outcome = by_sdist["om_sdistonly-1.0.tar.gz"]
@@ -95,14 +89,12 @@ def test_a_missing_build_requirement_is_named(cli: Cli, upstream: Upstream, tmp_
 
 
 def test_platform_wheel_does_not_serve_another_target_and_compiles_there(
-    cli: Cli, upstream: Upstream, tmp_path: Path
+    cli: Cli, make_workspace: MakeWorkspace
 ) -> None:
-    (tmp_path / "mirror.toml").write_text(
-        spec_text(upstream, [(HOST.platform, HOST.python), ("linux/arm64", "3.12")], ["om-sdistonly"])
-    )
-    assert cli("lock", "--spec", str(tmp_path / "mirror.toml")).exit_code == 0
-    manifest = load_manifest(tmp_path / "lockfiles")
-    files_dir = tmp_path / "wheelhouse" / "files"
+    workspace = make_workspace(["om-sdistonly"], targets=WITH_ARM64)
+    assert cli("lock", "--spec", str(workspace / "mirror.toml")).exit_code == 0
+    manifest = load_manifest(workspace / "lockfiles")
+    files_dir = workspace / "wheelhouse" / "files"
     fetch(manifest, files_dir, session=make_session())
 
     def fake_builder(sdist: Path, *, python: Path, find_links: Path, out_dir: Path, label: str) -> BuildResult:
@@ -112,7 +104,7 @@ def test_platform_wheel_does_not_serve_another_target_and_compiles_there(
         return BuildResult(wheel=wheel, sha256="", log_tail="")
 
     manifest, outcomes = build_missing(
-        manifest, files_dir, Registry(tmp_path / "wheelhouse"), interpreters=discover(), builder=fake_builder
+        manifest, files_dir, Registry(workspace / "wheelhouse"), interpreters=discover(), builder=fake_builder
     )
     assert [(o.target, o.sdist, o.status) for o in outcomes] == [
         (HOST.name, "om_buildhelper-1.0.tar.gz", "built"),

@@ -24,7 +24,7 @@ from mirror.fetch import check
 from mirror.manifest import load_manifest
 from tests.conftest import MakeUpstream
 from tests.fixtures.dists import Release
-from tests.fixtures.env import Cli, isolated_env, write_host_spec
+from tests.fixtures.env import Cli, MakeWorkspace, isolated_env
 from tests.fixtures.server import Upstream
 
 BIG = 3_000_000  # incompressible bytes in om-full's wheel: larger than the 1 MiB tmpfs
@@ -67,15 +67,13 @@ def in_tmpfs(mountpoint: Path, size: str, command: list[str], copy_to: Path, env
 
 
 @pytest.fixture
-def workspace(cli: Cli, make_upstream: MakeUpstream, tmp_path: Path) -> Path:
+def workspace(cli: Cli, make_upstream: MakeUpstream, make_workspace: MakeWorkspace, tmp_path: Path) -> Path:
     reason = can_mount_tmpfs(tmp_path)
     if reason is not None:
         pytest.skip(reason)
     upstream: Upstream = make_upstream(RELEASES)
-    work = tmp_path / "work"
-    work.mkdir()
-    spec = write_host_spec(work, upstream, ["om-full"], build_wheels=False)
-    result = cli("lock", "--spec", str(spec))
+    work = make_workspace(["om-full"], upstream=upstream, build_wheels=False)
+    result = cli("lock", "--spec", str(work / "mirror.toml"))
     assert result.exit_code == 0, result.stderr
     (work / "wheelhouse" / "files").mkdir(parents=True)
     return work

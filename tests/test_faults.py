@@ -11,7 +11,6 @@ import json
 import shutil
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from mirror._download import DownloadError, HashMismatch, download, partial_path
 from mirror._http import make_session
 from mirror.fetch import check
 from mirror.manifest import load_manifest
-from tests.fixtures.env import Cli, invoke
+from tests.fixtures.env import Cli, MakeWorkspace, synced_workspace
 from tests.fixtures.server import (
     Response,
     Upstream,
@@ -214,29 +213,22 @@ def test_an_unwritable_destination_is_one_error_naming_the_file(up: Upstream, tm
 # --- the CLI: a project that disappears between lock and fetch --------------------------------------------
 
 
+TARGETS = [("windows/amd64", "3.11")]
+PACKAGES = ["om-pure==2.0", "om-native"]
+
+
 @pytest.fixture(scope="module")
 def locked(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("faults-lock")
-    write_spec(work, upstream)
-    result = invoke("lock", "--spec", str(work / "mirror.toml"))
-    assert result.exit_code == 0, result.stderr
+    synced_workspace(work, upstream, PACKAGES, targets=TARGETS, build_wheels=False, command="lock")
     return work / "lockfiles"
 
 
-def write_spec(directory: Path, upstream: Upstream) -> None:
-    (directory / "mirror.toml").write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n'
-        '[[target]]\nplatform = "windows/amd64"\npython = "3.11"\n'
-        f"[sources]\npackages = {json.dumps(['om-pure==2.0', 'om-native'])}\n"
-        "[policy]\nbuild-wheels = false\n"
-    )
-
-
 @pytest.fixture
-def workspace(locked: Path, up: Upstream, tmp_path: Path) -> Iterator[Path]:
-    shutil.copytree(locked, tmp_path / "lockfiles")
-    write_spec(tmp_path, up)
-    yield tmp_path
+def workspace(locked: Path, up: Upstream, make_workspace: MakeWorkspace) -> Path:
+    work = make_workspace(PACKAGES, targets=TARGETS, upstream=up, build_wheels=False)
+    shutil.copytree(locked, work / "lockfiles")
+    return work
 
 
 def test_a_project_gone_between_lock_and_fetch(cli: Cli, workspace: Path, up: Upstream) -> None:

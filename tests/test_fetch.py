@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -19,18 +18,10 @@ from mirror._download import partial_path
 from mirror._http import make_session
 from mirror.fetch import check, fetch
 from mirror.manifest import load_manifest
-from tests.fixtures.env import Cli, invoke
+from tests.fixtures.env import Cli, MakeWorkspace, synced_workspace
 from tests.fixtures.server import Response, Upstream, UpstreamHandler, fail_times, wrong_bytes
 
-TARGETS = """
-[[target]]
-platform = "linux/amd64"
-python = "3.11"
-
-[[target]]
-platform = "windows/amd64"
-python = "3.11"
-"""
+TARGETS = [("linux/amd64", "3.11"), ("windows/amd64", "3.11")]
 PACKAGES = ["om-pure==2.0", "om-native", "om-sdistonly"]
 
 
@@ -38,24 +29,16 @@ PACKAGES = ["om-pure==2.0", "om-native", "om-sdistonly"]
 def locked(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Lockfiles for two targets, made once; each test fetches into its own wheelhouse."""
     work = tmp_path_factory.mktemp("fetch-lock")
-    (work / "mirror.toml").write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n{TARGETS}\n[sources]\npackages = {json.dumps(PACKAGES)}\n'
-        "[policy]\nbuild-wheels = false\n"
-    )
-    result = invoke("lock", "--spec", str(work / "mirror.toml"))
-    assert result.exit_code == 0, result.stderr
+    synced_workspace(work, upstream, PACKAGES, targets=TARGETS, build_wheels=False, command="lock")
     return work / "lockfiles"
 
 
 @pytest.fixture
-def workspace(locked: Path, upstream: Upstream, tmp_path: Path) -> Path:
-    shutil.copytree(locked, tmp_path / "lockfiles")
-    (tmp_path / "mirror.toml").write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n{TARGETS}\n[sources]\npackages = {json.dumps(PACKAGES)}\n'
-        "[policy]\nbuild-wheels = false\n"
-    )
+def workspace(locked: Path, upstream: Upstream, make_workspace: MakeWorkspace) -> Path:
+    work = make_workspace(PACKAGES, targets=TARGETS, build_wheels=False)
+    shutil.copytree(locked, work / "lockfiles")
     upstream.reset()
-    yield tmp_path
+    yield work
     upstream.reset()
 
 

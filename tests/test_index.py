@@ -22,10 +22,8 @@ HOST = host_target()
 
 @pytest.fixture
 def synced(upstream: Upstream, tmp_path: Path) -> Path:
-    synced_workspace(
-        tmp_path, upstream, ["om-pure==2.0", "om-native", "om-sdistonly"], extra_targets=[("windows/amd64", "3.11")]
-    )
-    return tmp_path
+    targets = [(HOST.platform, HOST.python), ("windows/amd64", "3.11")]
+    return synced_workspace(tmp_path, upstream, ["om-pure==2.0", "om-native", "om-sdistonly"], targets=targets)
 
 
 def test_tree_layout_and_root(synced: Path) -> None:

@@ -15,7 +15,7 @@ from mirror.lock import choose_files
 from mirror.simple import DistFile, classify
 from mirror.targets import Target, host_target
 from tests.fixtures.dists import NATIVE_TAGS
-from tests.fixtures.env import Cli, invoke, isolated_env, pip_command
+from tests.fixtures.env import Cli, MakeWorkspace, isolated_env, pip_command, synced_workspace
 from tests.fixtures.server import Upstream
 
 if sys.version_info >= (3, 11):
@@ -24,33 +24,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 HOST = host_target()
-TARGETS = """
-[[target]]
-platform = "linux/amd64"
-python = "3.11"
-
-[[target]]
-platform = "linux/arm64"
-python = "3.12"
-
-[[target]]
-platform = "windows/amd64"
-python = "3.11"
-
-[[target]]
-platform = "linux/amd64/musl"
-python = "3.12"
-"""
-
-
-def write_spec(directory: Path, upstream: Upstream, *, packages: list[str], targets: str = TARGETS,
-               extra: str = "") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    spec = directory / "mirror.toml"
-    spec.write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n{targets}\n[sources]\npackages = {json.dumps(packages)}\n{extra}'
-    )
-    return spec
+TARGETS = [("linux/amd64", "3.11"), ("linux/arm64", "3.12"), ("windows/amd64", "3.11"), ("linux/amd64/musl", "3.12")]
+AMD64 = TARGETS[:1]
 
 
 def pins(text: str) -> dict[str, str]:
@@ -76,11 +51,8 @@ def hashes(text: str, name: str) -> list[str]:
 @pytest.fixture(scope="module")
 def locked(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One workspace locked for four targets; the tests below read its outputs."""
-    work = tmp_path_factory.mktemp("locked")
-    spec = write_spec(work, upstream, packages=["om-pure==2.0", "om-native", "om-sdistonly"])
-    result = invoke("lock", "--spec", str(spec))
-    assert result.exit_code == 0, result.stderr
-    return work
+    packages = ["om-pure==2.0", "om-native", "om-sdistonly"]
+    return synced_workspace(tmp_path_factory.mktemp("locked"), upstream, packages, targets=TARGETS, command="lock")
 
 
 def test_marker_gated_dependency_only_on_windows(locked: Path) -> None:
@@ -167,9 +139,10 @@ def test_relock_changes_nothing(cli: Cli, locked: Path) -> None:
     assert {p.name: p.read_text() for p in (locked / "lockfiles").iterdir()} == before
 
 
-def test_pip_installs_the_host_lock_with_require_hashes(cli: Cli, upstream: Upstream, tmp_path: Path) -> None:
-    targets = f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
-    spec = write_spec(tmp_path / "ws", upstream, packages=["om-pure==2.0", "om-native"], targets=targets)
+def test_pip_installs_the_host_lock_with_require_hashes(
+    cli: Cli, make_workspace: MakeWorkspace, upstream: Upstream, tmp_path: Path
+) -> None:
+    spec = make_workspace(["om-pure==2.0", "om-native"]) / "mirror.toml"
     assert cli("lock", "--spec", str(spec)).exit_code == 0
     home = tmp_path / "home"
     home.mkdir()
@@ -187,17 +160,15 @@ def test_pip_installs_the_host_lock_with_require_hashes(cli: Cli, upstream: Upst
     ]
 
 
-def test_setup_requires_and_project_build_system_are_locked(cli: Cli, upstream: Upstream, tmp_path: Path) -> None:
-    work = tmp_path / "ws"
+def test_setup_requires_and_project_build_system_are_locked(cli: Cli, make_workspace: MakeWorkspace) -> None:
+    work = make_workspace(["om-setupreq"], targets=AMD64, extra='projects = ["app"]\n')
     app = work / "app"
-    app.mkdir(parents=True)
+    app.mkdir()
     (app / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["setuptools>=45", "wheel"]\nbuild-backend = "setuptools.build_meta"\n\n'
         '[project]\nname = "app"\nversion = "1.0"\ndependencies = ["om-dep"]\n'
     )
-    spec = write_spec(work, upstream, packages=["om-setupreq"], targets=TARGETS.split("[[target]]")[0]
-                      + "[[target]]" + TARGETS.split("[[target]]")[1], extra='projects = ["app"]\n')
-    result = cli("lock", "--spec", str(spec))
+    result = cli("lock", "--spec", str(work / "mirror.toml"))
     assert result.exit_code == 0, result.stderr
     manifest = json.loads((work / "lockfiles" / "mirror.lock.json").read_text())
     builds = {b["for"]: b for b in manifest["targets"]["linux-amd64-cp311"]["builds"]}
@@ -208,9 +179,9 @@ def test_setup_requires_and_project_build_system_are_locked(cli: Cli, upstream: 
     assert "app" not in runtime and runtime["om-dep"] == "1.0"
 
 
-def test_sdist_policy_never_names_package_target_and_files(cli: Cli, upstream: Upstream, tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, upstream, packages=["om-native"], extra='[policy]\nsdists = "never"\n')
-    result = cli("lock", "--spec", str(spec))
+def test_sdist_policy_never_names_package_target_and_files(cli: Cli, make_workspace: MakeWorkspace) -> None:
+    work = make_workspace(["om-native"], targets=TARGETS, extra='[policy]\nsdists = "never"\n')
+    result = cli("lock", "--spec", str(work / "mirror.toml"))
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == (
         "error: om-native 1.0 for linux-arm64-cp312: no wheel fits the target and policy.sdists is 'never';"
@@ -221,63 +192,60 @@ def test_sdist_policy_never_names_package_target_and_files(cli: Cli, upstream: U
         " om_native-1.0-cp312-cp312-manylinux_2_28_x86_64.whl,"
         " om_native-1.0-cp38-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl, om_native-1.0.tar.gz"
     )
-    assert not (tmp_path / "lockfiles").exists()
+    assert not (work / "lockfiles").exists()
 
 
-def test_sdist_policy_always_keeps_sdists_next_to_wheels(cli: Cli, upstream: Upstream, tmp_path: Path) -> None:
-    targets = '[[target]]\nplatform = "linux/amd64"\npython = "3.11"\n'
-    spec = write_spec(tmp_path, upstream, packages=["om-pure==1.0"], targets=targets,
-                      extra='[policy]\nsdists = "always"\n')
-    assert cli("lock", "--spec", str(spec)).exit_code == 0
-    manifest = json.loads((tmp_path / "lockfiles" / "mirror.lock.json").read_text())
+def test_sdist_policy_always_keeps_sdists_next_to_wheels(cli: Cli, make_workspace: MakeWorkspace) -> None:
+    work = make_workspace(["om-pure==1.0"], targets=AMD64, extra='[policy]\nsdists = "always"\n')
+    assert cli("lock", "--spec", str(work / "mirror.toml")).exit_code == 0
+    manifest = json.loads((work / "lockfiles" / "mirror.lock.json").read_text())
     (package,) = [p for p in manifest["targets"]["linux-amd64-cp311"]["packages"] if p["name"] == "om-pure"]
     assert package["files"] == ["om_pure-1.0-py3-none-any.whl", "om_pure-1.0.tar.gz"]
-    assert len(hashes((tmp_path / "lockfiles" / "linux-amd64-cp311.txt").read_text(), "om-pure")) == 2
+    assert len(hashes((work / "lockfiles" / "linux-amd64-cp311.txt").read_text(), "om-pure")) == 2
     # the sdist is kept, so its build closure is locked too
     assert [b["for"] for b in manifest["targets"]["linux-amd64-cp311"]["builds"]] == ["om_pure-1.0.tar.gz"]
 
 
-def test_unknown_package_is_one_line_and_leaves_previous_locks(cli: Cli, upstream: Upstream, tmp_path: Path) -> None:
-    targets = '[[target]]\nplatform = "linux/amd64"\npython = "3.11"\n'
-    spec = write_spec(tmp_path, upstream, packages=["om-dep"], targets=targets)
+def test_unknown_package_is_one_line_and_leaves_previous_locks(cli: Cli, make_workspace: MakeWorkspace) -> None:
+    work = make_workspace(["om-dep"], targets=AMD64)
+    spec = work / "mirror.toml"
     assert cli("lock", "--spec", str(spec)).exit_code == 0
-    before = (tmp_path / "lockfiles" / "linux-amd64-cp311.txt").read_text()
-    write_spec(tmp_path, upstream, packages=["om-dep", "om-nonexistent"], targets=targets)
+    before = (work / "lockfiles" / "linux-amd64-cp311.txt").read_text()
+    make_workspace(["om-dep", "om-nonexistent"], targets=AMD64, directory=work)
     result = cli("lock", "--spec", str(spec))
     assert result.exit_code == 1
     last = result.stderr.splitlines()[-1]
     assert last.startswith("error: linux-amd64-cp311: uv could not resolve: ")
     assert "om-nonexistent" in last
-    assert (tmp_path / "lockfiles" / "linux-amd64-cp311.txt").read_text() == before
+    assert (work / "lockfiles" / "linux-amd64-cp311.txt").read_text() == before
 
 
-def test_upgrade_package_moves_a_pin(cli: Cli, upstream: Upstream, tmp_path: Path) -> None:
-    targets = '[[target]]\nplatform = "linux/amd64"\npython = "3.11"\n'
-    spec = write_spec(tmp_path, upstream, packages=["om-pure<2"], targets=targets)
+def test_upgrade_package_moves_a_pin(cli: Cli, make_workspace: MakeWorkspace) -> None:
+    work = make_workspace(["om-pure<2"], targets=AMD64)
+    spec = work / "mirror.toml"
     assert cli("lock", "--spec", str(spec)).exit_code == 0
-    runtime = tmp_path / "lockfiles" / "linux-amd64-cp311.txt"
+    runtime = work / "lockfiles" / "linux-amd64-cp311.txt"
     assert pins(runtime.read_text())["om-pure"] == "1.0"
-    write_spec(tmp_path, upstream, packages=["om-pure"], targets=targets)
+    make_workspace(["om-pure"], targets=AMD64, directory=work)
     assert cli("lock", "--spec", str(spec)).exit_code == 0
     assert pins(runtime.read_text())["om-pure"] == "1.0"  # the previous pin is kept
     assert cli("lock", "--spec", str(spec), "--upgrade-package", "om-pure").exit_code == 0
     assert pins(runtime.read_text())["om-pure"] == "2.0"
 
 
-def test_pip_tools_refuses_a_foreign_target(cli: Cli, upstream: Upstream, tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, upstream, packages=["om-dep"])
-    result = cli("lock", "--spec", str(spec), "--resolver", "pip-tools")
+def test_pip_tools_refuses_a_foreign_target(cli: Cli, make_workspace: MakeWorkspace) -> None:
+    work = make_workspace(["om-dep"], targets=TARGETS)
+    result = cli("lock", "--spec", str(work / "mirror.toml"), "--resolver", "pip-tools")
     assert result.exit_code == 1
     assert "--resolver pip-tools resolves only for this host" in result.stderr.splitlines()[-1]
     assert "use the default uv resolver for other targets" in result.stderr
 
 
-def test_pip_tools_resolves_the_host(cli: Cli, upstream: Upstream, tmp_path: Path) -> None:
-    targets = f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
-    spec = write_spec(tmp_path, upstream, packages=["om-pure==2.0"], targets=targets)
-    result = cli("lock", "--spec", str(spec), "--resolver", "pip-tools")
+def test_pip_tools_resolves_the_host(cli: Cli, make_workspace: MakeWorkspace) -> None:
+    work = make_workspace(["om-pure==2.0"])
+    result = cli("lock", "--spec", str(work / "mirror.toml"), "--resolver", "pip-tools")
     assert result.exit_code == 0, result.stderr
-    text = (tmp_path / "lockfiles" / f"{HOST.name}.txt").read_text()
+    text = (work / "lockfiles" / f"{HOST.name}.txt").read_text()
     assert pins(text) == {"om-dep": "1.0", "om-pure": "2.0"}
     assert "resolved by pip-tools from" in text
 
@@ -331,7 +299,9 @@ def test_choose_files_skips_yanked_and_wrong_requires_python() -> None:
         choose_files(only_yanked, name="a", version="2.0", target=target, policy="when-needed")
 
 
-def test_conflicting_build_versions_are_all_kept(cli: Cli, make_upstream: object, tmp_path: Path) -> None:
+def test_conflicting_build_versions_are_all_kept(
+    cli: Cli, make_upstream: object, make_workspace: MakeWorkspace
+) -> None:
     from tests.fixtures.dists import BackendSdist, Release
 
     releases = [
@@ -342,18 +312,17 @@ def test_conflicting_build_versions_are_all_kept(cli: Cli, make_upstream: object
     ]
     # om_backend.py ships in every om-backend wheel the fixture builds, so both versions are real backends
     up = make_upstream(releases)  # type: ignore[operator]
-    targets = '[[target]]\nplatform = "linux/amd64"\npython = "3.11"\n'
-    spec = write_spec(tmp_path, up, packages=["om-old", "om-new"], targets=targets)
-    result = cli("lock", "--spec", str(spec))
+    work = make_workspace(["om-old", "om-new"], targets=AMD64, upstream=up)
+    result = cli("lock", "--spec", str(work / "mirror.toml"))
     assert result.exit_code == 0, result.stderr
-    manifest = json.loads((tmp_path / "lockfiles" / "mirror.lock.json").read_text())
+    manifest = json.loads((work / "lockfiles" / "mirror.lock.json").read_text())
     builds = {b["for"]: b["pins"] for b in manifest["targets"]["linux-amd64-cp311"]["builds"]}
     assert builds == {"om_new-1.0.tar.gz": ["om-backend==2.0"], "om_old-1.0.tar.gz": ["om-backend==1.0"]}
     build_packages = [(p["name"], p["version"], p["needed_by"]) for p in manifest["targets"]["linux-amd64-cp311"]
                       ["packages"] if p["role"] == "build"]
     assert build_packages == [("om-backend", "1.0", ["om_old-1.0.tar.gz"]),
                               ("om-backend", "2.0", ["om_new-1.0.tar.gz"])]
-    text = (tmp_path / "lockfiles" / "linux-amd64-cp311.build.txt").read_text()
+    text = (work / "lockfiles" / "linux-amd64-cp311.build.txt").read_text()
     assert "# NOT CONSISTENT: builds need different versions of om-backend;" in text
     assert "\n# om-backend==1.0 \\\n#   --hash=sha256:" in text  # the older one is commented out
     assert "\nom-backend==2.0 \\\n    --hash=sha256:" in text

@@ -25,7 +25,7 @@ from mirror.verify import (
     run_isolated,
     static_steps,
 )
-from tests.fixtures.env import Cli, invoke, isolated_env, synced_workspace
+from tests.fixtures.env import Cli, MakeWorkspace, invoke, isolated_env, synced_workspace
 from tests.fixtures.server import Upstream
 
 HOST = host_target()
@@ -51,7 +51,7 @@ def workspace(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> P
         tmp_path_factory.mktemp("verify-workspace"),
         upstream,
         ["om-pure==2.0", "om-sdistonly"],
-        extra_targets=[("windows/amd64", "3.11")],
+        targets=[(HOST.platform, HOST.python), ("windows/amd64", "3.11")],
     )
     return root
 
@@ -296,17 +296,11 @@ def test_no_namespace_is_an_error_with_the_fix() -> None:
 
 
 @needs_namespace
-def test_setup_requires_through_pydistutils_cfg_alone(cli: Cli, upstream: Upstream, upstream_catalog: object,
-                                                      tmp_path: Path) -> None:
+def test_setup_requires_through_pydistutils_cfg_alone(cli: Cli, make_workspace: MakeWorkspace,
+                                                      upstream_catalog: object, tmp_path: Path) -> None:
     import tarfile
 
-    root = tmp_path / "ws"
-    root.mkdir()
-    (root / "mirror.toml").write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n'
-        f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
-        '[sources]\npackages = ["om-setupreq"]\n'
-    )
+    root = make_workspace(["om-setupreq"])
     synced = cli("sync", "--spec", str(root / "mirror.toml"))
     assert synced.exit_code == 0, synced.stderr
     files_dir = upstream_catalog.files_dir
