@@ -8,7 +8,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +17,13 @@ from uv import find_uv_bin
 
 from mirror.errors import MirrorError
 from mirror.manifest import FileEntry
-from mirror.serve import AccessRecord, serving
+from mirror.serve import serving
 from mirror.sources import parse_uv_lock
 from mirror.targets import Target, host_target
 from mirror.uvlock import RelocateError, mirror_root, relocate, unserved
 from tests.fixtures.dists import DEFAULT_RELEASES, BackendSdist, Release, build_dists
 from tests.fixtures.env import Cli, invoke, isolated_env
-from tests.fixtures.server import Upstream, serve_dir
+from tests.fixtures.server import AccessLog, Upstream, serve_dir
 
 MakeUpstream = Callable[..., Upstream]
 HOST = host_target()
@@ -443,21 +442,9 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
     return Deployed(root=root, workspace=workspace, upstream_url=upstream_url, held=held)
 
 
-class AccessLog:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.records: list[AccessRecord] = []
-
-    def __call__(self, record: AccessRecord) -> None:
-        with self._lock:
-            self.records.append(record)
-
-    def take(self) -> list[str]:
-        """``"GET /files/... 200"`` for each request since the last call, sorted."""
-        with self._lock:
-            lines = sorted(f"{r.method} {r.target} {r.status}" for r in self.records)
-            self.records.clear()
-        return lines
+def taken(access: AccessLog) -> list[str]:
+    """``"GET /files/... 200"`` for each request since the last call, sorted."""
+    return sorted(f"{r.method} {r.target} {r.status}" for r in access.take())
 
 
 @pytest.fixture
@@ -501,7 +488,7 @@ def test_without_relocation_frozen_sync_goes_to_the_locked_upstream_and_fails(
     result = uv(sync_args("--no-default-groups"), project, uv_env(tmp_path / "home"))
     assert result.returncode != 0
     assert f"Failed to fetch: {deployed.upstream_url}/files/om_" in result.stderr
-    assert mirror[1].take() == []  # index settings would not help either: --frozen uses the lock's URLs
+    assert taken(mirror[1]) == []  # index settings would not help either: --frozen uses the lock's URLs
 
 
 def test_relocated_lock_syncs_frozen_from_the_mirror_alone(
@@ -528,12 +515,12 @@ def test_relocated_lock_syncs_frozen_from_the_mirror_alone(
     result = uv(sync_args("--no-default-groups"), project, env)
     assert result.returncode == 0, result.stderr
     assert installed(result) == ["om-dep==1.0", "om-native==1.0", "om-pure==2.0"]
-    assert access.take() == gets([f for f in kept if f.startswith(("om_dep-", "om_native-", "om_pure-"))])
+    assert taken(access) == gets([f for f in kept if f.startswith(("om_dep-", "om_native-", "om_pure-"))])
 
     result = uv(sync_args("--no-default-groups", "--extra", "fast"), project, env)
     assert result.returncode == 0, result.stderr
     assert installed(result) == ["om-dynamic==1.0"]
-    assert access.take() == gets([f for f in kept if f.startswith("om_dynamic-")])
+    assert taken(access) == gets([f for f in kept if f.startswith("om_dynamic-")])
 
 
 def test_uv_run_without_the_sync_group_flags_installs_the_default_groups(
@@ -554,11 +541,11 @@ def test_uv_run_without_the_sync_group_flags_installs_the_default_groups(
         same = uv([run[0], *flags, *run[1:]], project, {**env, **extra_env})
         assert same.returncode == 0, same.stderr
         assert same.stderr == ""
-        assert access.take() == []
+        assert taken(access) == []
     other = uv(["run", "--frozen", "python", "-c", "import om_setuphelper"], project, env)
     assert other.returncode == 0, other.stderr
     assert "Installed 1 package" in other.stderr
-    assert access.take() == gets([f for f in deployed.held if f.startswith("om_setuphelper-")])
+    assert taken(access) == gets([f for f in deployed.held if f.startswith("om_setuphelper-")])
 
 
 def test_a_built_project_also_needs_the_mirror_as_its_index(
@@ -582,7 +569,7 @@ def test_a_built_project_also_needs_the_mirror_as_its_index(
         "om-pure==2.0",
     ]
     backend = [f for f in deployed.held if f.startswith("om_backend-")]
-    assert [line for line in access.take() if "om-backend" in line] == [
+    assert [line for line in taken(access) if "om-backend" in line] == [
         *gets(backend),
         f"GET /files/om-backend/{backend[0]}.metadata 200",
         "GET /simple/om-backend/ 200",
@@ -650,7 +637,7 @@ def test_uv_chooses_among_the_files_the_mirror_holds(cli: Cli, make_upstream: Ma
         relocated = (project / "uv.lock").read_text()
         result = uv(sync_args(), project, env)
         assert result.returncode == 0, result.stderr
-        assert access.take() == [f"GET /files/om-glibc/{old} 200"]
+        assert taken(access) == [f"GET /files/om-glibc/{old} 200"]
 
         # Had the lock kept the file the mirror lacks (at a mirror URL), uv would have asked for it.
         kept_line = next(line for line in relocated.splitlines() if old in line)
@@ -659,4 +646,4 @@ def test_uv_chooses_among_the_files_the_mirror_holds(cli: Cli, make_upstream: Ma
         shutil.rmtree(project / ".venv")
         result = uv(sync_args(), project, env)
         assert result.returncode != 0
-        assert access.take() == [f"GET /files/om-glibc/{new} 404"]
+        assert taken(access) == [f"GET /files/om-glibc/{new} 404"]
