@@ -1,21 +1,16 @@
-"""Shared fixtures: a local upstream index (see tests/upstream.py)."""
+"""Shared fixtures: a local upstream index (see tests/fixtures/)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from tests.upstream import (
-    DEFAULT_RELEASES,
-    Catalog,
-    Release,
-    Upstream,
-    build_dists,
-    serve_dir,
-)
+from tests.fixtures.dists import DEFAULT_RELEASES, Catalog, Release, build_dists
+from tests.fixtures.env import Cli, MakeWorkspace, invoke, write_workspace
+from tests.fixtures.server import Upstream, serve_dir
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -70,3 +65,40 @@ def make_upstream(tmp_path: Path) -> Iterator[MakeUpstream]:
             return stack.enter_context(serve_dir(catalog.files_dir, yanked=catalog.yanked, absolute_urls=absolute_urls))
 
         yield make
+
+
+@pytest.fixture
+def cli() -> Cli:
+    """The ``mirror`` command line run in-process: ``cli("sync", "--spec", str(spec))`` or ``cli(*args, env={...})``
+    returns click's ``Result`` (``exit_code``, ``stdout``, ``stderr``, ``output``). Module-scoped fixtures, which
+    cannot use it, call the same function: ``tests.fixtures.env.invoke``."""
+    return invoke
+
+
+@pytest.fixture
+def make_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> MakeWorkspace:
+    """A factory for workspaces: ``make_workspace(packages, *, targets=None, upstream=None, build_wheels=True,
+    extra="", directory=None)`` writes ``mirror.toml`` (``tests.fixtures.env.write_workspace``: ``targets`` are
+    (platform, python) pairs, None for this host's target; ``upstream`` None for the session ``upstream``) into
+    ``directory``, or a fresh directory under ``tmp_path``, and returns the directory."""
+    count = 0
+
+    def make(
+        packages: Sequence[str],
+        *,
+        targets: Sequence[tuple[str, str]] | None = None,
+        upstream: Upstream | None = None,
+        build_wheels: bool = True,
+        extra: str = "",
+        directory: Path | None = None,
+    ) -> Path:
+        nonlocal count
+        if directory is None:
+            count += 1
+            directory = tmp_path / f"workspace-{count}"
+            directory.mkdir()
+        if upstream is None:
+            upstream = request.getfixturevalue("upstream")
+        return write_workspace(directory, upstream, packages, targets=targets, build_wheels=build_wheels, extra=extra)
+
+    return make

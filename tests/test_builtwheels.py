@@ -8,39 +8,27 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from mirror._http import make_session
 from mirror.builtwheels import Registry, build_missing
-from mirror.cli import main
 from mirror.fetch import fetch
 from mirror.interpreters import discover
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
 from mirror.wheelbuild import BuildResult
-from tests.upstream import Upstream, isolated_env, pip_command
+from tests.fixtures.env import Cli, MakeWorkspace, isolated_env, pip_command
+from tests.fixtures.server import Upstream
 
 HOST = host_target()
-
-
-def spec_text(upstream: Upstream, targets: list[tuple[str, str]], packages: list[str]) -> str:
-    blocks = "".join(f'[[target]]\nplatform = "{p}"\npython = "{v}"\n' for p, v in targets)
-    return f'[mirror]\nupstream = "{upstream.url}"\n{blocks}[sources]\npackages = {json.dumps(packages)}\n'
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
+WITH_ARM64 = [(HOST.platform, HOST.python), ("linux/arm64", "3.12")]
 
 
 @pytest.fixture
-def synced(upstream: Upstream, tmp_path: Path) -> Path:
-    (tmp_path / "mirror.toml").write_text(
-        spec_text(upstream, [(HOST.platform, HOST.python), ("linux/arm64", "3.12")], ["om-sdistonly"])
-    )
-    code, _, err = run("sync", "--spec", str(tmp_path / "mirror.toml"))
-    assert code == 0, err
-    return tmp_path
+def synced(cli: Cli, make_workspace: MakeWorkspace) -> Path:
+    workspace = make_workspace(["om-sdistonly"], targets=WITH_ARM64)
+    result = cli("sync", "--spec", str(workspace / "mirror.toml"))
+    assert result.exit_code == 0, result.stderr
+    return workspace
 
 
 def test_sync_builds_the_sdist_and_locks_the_wheel(synced: Path) -> None:
@@ -71,27 +59,27 @@ def test_require_hashes_install_uses_the_built_wheel_offline(synced: Path, tmp_p
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["om_sdistonly-1.0-py3-none-any.whl"]
 
 
-def test_relock_and_refetch_keep_the_built_wheel(synced: Path, upstream: Upstream) -> None:
+def test_relock_and_refetch_keep_the_built_wheel(cli: Cli, synced: Path, upstream: Upstream) -> None:
     before = {p.name: p.read_text() for p in (synced / "lockfiles").iterdir()}
-    code, out, _ = run("lock", "--spec", str(synced / "mirror.toml"))
-    assert code == 0
-    assert out.splitlines()[-1].endswith("are up to date")
+    result = cli("lock", "--spec", str(synced / "mirror.toml"))
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[-1].endswith("are up to date")
     upstream.requests.clear()
-    code, out, _ = run("fetch", "--spec", str(synced / "mirror.toml"))
-    assert code == 0
-    assert "wheels from sdists: 0 built here, 4 already built, 0 for targets this host cannot build for" in out
+    result = cli("fetch", "--spec", str(synced / "mirror.toml"))
+    assert result.exit_code == 0
+    assert "wheels from sdists: 0 built here, 4 already built, 0 for targets this host cannot build for" in result.stdout
     assert not [p for p in upstream.requests.paths() if p.startswith("/files/")]
     assert {p.name: p.read_text() for p in (synced / "lockfiles").iterdir()} == before
 
 
-def test_a_missing_build_requirement_is_named(upstream: Upstream, tmp_path: Path) -> None:
-    (tmp_path / "mirror.toml").write_text(spec_text(upstream, [(HOST.platform, HOST.python)], ["om-sdistonly"]))
-    assert run("lock", "--spec", str(tmp_path / "mirror.toml"))[0] == 0
-    manifest = load_manifest(tmp_path / "lockfiles")
-    files_dir = tmp_path / "wheelhouse" / "files"
+def test_a_missing_build_requirement_is_named(cli: Cli, make_workspace: MakeWorkspace) -> None:
+    workspace = make_workspace(["om-sdistonly"])
+    assert cli("lock", "--spec", str(workspace / "mirror.toml")).exit_code == 0
+    manifest = load_manifest(workspace / "lockfiles")
+    files_dir = workspace / "wheelhouse" / "files"
     fetch(manifest, files_dir, session=make_session())
     shutil.rmtree(files_dir / "om-dynamic")  # as if the lock had forgotten the dynamic build requirement
-    _, outcomes = build_missing(manifest, files_dir, Registry(tmp_path / "wheelhouse" / "built-wheels.json"), interpreters=discover())
+    _, outcomes = build_missing(manifest, files_dir, Registry(workspace / "wheelhouse" / "built-wheels.json"), interpreters=discover())
     by_sdist = {o.sdist: o for o in outcomes}
     assert by_sdist["om_buildhelper-1.0.tar.gz"].status == "built"  # needs only om-backend
     outcome = by_sdist["om_sdistonly-1.0.tar.gz"]
@@ -100,13 +88,13 @@ def test_a_missing_build_requirement_is_named(upstream: Upstream, tmp_path: Path
     assert not (files_dir / "om-sdistonly" / "om_sdistonly-1.0-py3-none-any.whl").exists()
 
 
-def test_platform_wheel_does_not_serve_another_target_and_compiles_there(upstream: Upstream, tmp_path: Path) -> None:
-    (tmp_path / "mirror.toml").write_text(
-        spec_text(upstream, [(HOST.platform, HOST.python), ("linux/arm64", "3.12")], ["om-sdistonly"])
-    )
-    assert run("lock", "--spec", str(tmp_path / "mirror.toml"))[0] == 0
-    manifest = load_manifest(tmp_path / "lockfiles")
-    files_dir = tmp_path / "wheelhouse" / "files"
+def test_platform_wheel_does_not_serve_another_target_and_compiles_there(
+    cli: Cli, make_workspace: MakeWorkspace
+) -> None:
+    workspace = make_workspace(["om-sdistonly"], targets=WITH_ARM64)
+    assert cli("lock", "--spec", str(workspace / "mirror.toml")).exit_code == 0
+    manifest = load_manifest(workspace / "lockfiles")
+    files_dir = workspace / "wheelhouse" / "files"
     fetch(manifest, files_dir, session=make_session())
 
     def fake_builder(sdist: Path, *, python: Path, find_links: Path, out_dir: Path, label: str) -> BuildResult:
@@ -116,7 +104,7 @@ def test_platform_wheel_does_not_serve_another_target_and_compiles_there(upstrea
         return BuildResult(wheel=wheel, sha256="", log_tail="")
 
     manifest, outcomes = build_missing(
-        manifest, files_dir, Registry(tmp_path / "wheelhouse" / "built-wheels.json"), interpreters=discover(), builder=fake_builder
+        manifest, files_dir, Registry(workspace / "wheelhouse" / "built-wheels.json"), interpreters=discover(), builder=fake_builder
     )
     assert [(o.target, o.sdist, o.status) for o in outcomes] == [
         (HOST.name, "om_buildhelper-1.0.tar.gz", "built"),

@@ -14,29 +14,25 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mirror.bundle import BundleError, MissingBase, importing, read_bundle, read_manifest
 from mirror.bundle import format as bundle_format
-from mirror.cli import main
 from mirror.layout import Layout
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
 from mirror.workspace import Workspace
+from tests.fixtures.env import Cli, invoke, synced_workspace
+from tests.fixtures.server import Upstream
 from tests.test_verify import needs_namespace, verify_json
-from tests.upstream import Upstream, synced_workspace
 
 HOST = host_target()
 
 
-def run(*args: str) -> Result:
-    return CliRunner().invoke(main, [*args])
-
-
 def ok(*args: str) -> Result:
-    result = run(*args)
+    result = invoke(*args)
     assert result.exit_code == 0, result.output + (result.stderr if result.stderr_bytes else "")
     return result
 
@@ -136,18 +132,18 @@ def test_import_merges_into_an_existing_mirror(tmp_path: Path, online: Path, ups
     assert {"om_pure-1.0-py3-none-any.whl"} <= set(lock.files) and any(f.startswith("om_dep-") for f in lock.files)
 
 
-def test_export_refuses_a_wheelhouse_with_missing_files(tmp_path: Path, upstream: Upstream) -> None:
+def test_export_refuses_a_wheelhouse_with_missing_files(cli: Cli, tmp_path: Path, upstream: Upstream) -> None:
     workspace = synced_workspace((tmp_path / "ws"), upstream, ["om-pure==1.0"])
     wheel = next((workspace / "wheelhouse" / "files").rglob("om_pure-1.0-*.whl"))
     wheel.unlink()
-    result = run("bundle", "export", str(tmp_path / "b"), "--spec", str(workspace / "mirror.toml"), "--no-tool")
+    result = cli("bundle", "export", str(tmp_path / "b"), "--spec", str(workspace / "mirror.toml"), "--no-tool")
     assert result.exit_code == 1
     assert "1 locked files are missing or do not match the lock (om_pure-1.0-py3-none-any.whl)" in result.output
     assert not list(tmp_path.glob("b*")), "nothing half-written"
 
 
-def test_export_name_and_format_must_agree(tmp_path: Path, online: Path) -> None:
-    result = run("bundle", "export", str(tmp_path / "b.tar.gz"), "--spec", str(online / "mirror.toml"),
+def test_export_name_and_format_must_agree(cli: Cli, tmp_path: Path, online: Path) -> None:
+    result = cli("bundle", "export", str(tmp_path / "b.tar.gz"), "--spec", str(online / "mirror.toml"),
                  "--no-tool", "--format", "zst")  # fmt: skip
     assert result.exit_code == 1
     assert "the name says .gz, --format says zst" in result.output
@@ -155,8 +151,8 @@ def test_export_name_and_format_must_agree(tmp_path: Path, online: Path) -> None
     assert (tmp_path / "plain.tar.gz").is_file()
 
 
-def test_export_refuses_credentials_in_the_client_url(tmp_path: Path, online: Path) -> None:
-    result = run("bundle", "export", str(tmp_path / "b"), "--spec", str(online / "mirror.toml"), "--no-tool",
+def test_export_refuses_credentials_in_the_client_url(cli: Cli, tmp_path: Path, online: Path) -> None:
+    result = cli("bundle", "export", str(tmp_path / "b"), "--spec", str(online / "mirror.toml"), "--no-tool",
                  "--url", "https://user:secret@mirror.internal/simple/")  # fmt: skip
     assert result.exit_code == 1 and "--url: holds credentials" in result.output
 
@@ -173,7 +169,7 @@ def test_client_configs_travel_with_the_bundle(tmp_path: Path, online: Path) -> 
 # --- refusals: nothing becomes visible -----------------------------------------------------------------------
 
 
-def test_a_delta_whose_base_is_missing_is_refused(tmp_path: Path, online: Path) -> None:
+def test_a_delta_whose_base_is_missing_is_refused(cli: Cli, tmp_path: Path, online: Path) -> None:
     full = export(online, tmp_path / "full.tar.gz")
     delta = export(online, tmp_path / "delta.tar.gz", "--since", str(full))
     base = read_manifest(full).id
@@ -183,7 +179,7 @@ def test_a_delta_whose_base_is_missing_is_refused(tmp_path: Path, online: Path) 
     assert caught.value.base == base
     assert f"a delta of bundle {base}, which was never imported here" in str(caught.value)
     assert snapshot(offline) == {}
-    result = run("bundle", "import", str(delta), "--into", str(offline))
+    result = cli("bundle", "import", str(delta), "--into", str(offline))
     assert result.exit_code == 1 and base in result.output
 
 
@@ -213,7 +209,7 @@ def _repack(source: Path, out: Path, change: Callable[[str, bytes], bytes | None
     return out
 
 
-def test_a_tampered_member_is_refused_before_anything_is_visible(tmp_path: Path, online: Path) -> None:
+def test_a_tampered_member_is_refused_before_anything_is_visible(cli: Cli, tmp_path: Path, online: Path) -> None:
     full = export(online, tmp_path / "b.tar.gz")
     target = "wheelhouse/files/om-pure/om_pure-1.0-py3-none-any.whl"
 
@@ -223,7 +219,7 @@ def test_a_tampered_member_is_refused_before_anything_is_visible(tmp_path: Path,
     tampered = _repack(full, tmp_path / "tampered.tar.gz", flip)
     with pytest.raises(BundleError, match=f"member '{target}' has sha256 .* the bundle is damaged or was tampered"):
         read_bundle(tampered)
-    result = run("bundle", "verify", str(tampered))
+    result = cli("bundle", "verify", str(tampered))
     assert result.exit_code == 1 and "tampered" in result.output
     offline = tmp_path / "offline"
     with pytest.raises(BundleError, match="tampered"):
@@ -327,7 +323,7 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_hostile_members_are_refused(tmp_path: Path, case: str) -> None:
+def test_hostile_members_are_refused(cli: Cli, tmp_path: Path, case: str) -> None:
     members, listed, message = HOSTILE[case]
     path = _hostile(tmp_path / "hostile.tar.gz", members, listed)
     with pytest.raises(BundleError, match=message):
@@ -337,7 +333,7 @@ def test_hostile_members_are_refused(tmp_path: Path, case: str) -> None:
         Workspace.at(offline).import_bundle(path)
     assert snapshot(offline) == {}
     assert not (tmp_path / "evil").exists() and not Path("/tmp/evil").exists()
-    result = run("bundle", "import", str(path), "--into", str(offline))
+    result = cli("bundle", "import", str(path), "--into", str(offline))
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
 
@@ -446,8 +442,8 @@ def test_a_manifest_naming_the_index_is_refused(tmp_path: Path) -> None:
     assert snapshot(tmp_path / "offline") == {}
 
 
-def test_an_upstream_without_the_tools_dependencies_says_so(tmp_path: Path, online: Path) -> None:
-    result = run("bundle", "export", str(tmp_path / "b"), "--spec", str(online / "mirror.toml"))
+def test_an_upstream_without_the_tools_dependencies_says_so(cli: Cli, tmp_path: Path, online: Path) -> None:
+    result = cli("bundle", "export", str(tmp_path / "b"), "--spec", str(online / "mirror.toml"))
     assert result.exit_code == 1
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("error: offline-mirror's own dependencies from http://127.0.0.1:")

@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from mirror.cli import main
 from mirror.targets import host_target
+from tests.fixtures.env import Cli
 from tests.test_verify import needs_namespace
 
 HOST = host_target()
@@ -19,15 +18,14 @@ HOST = host_target()
 pytestmark = [pytest.mark.network, needs_namespace]
 
 
-def test_install_sh_installs_the_tool_offline_and_it_imports_the_bundle(tmp_path: Path) -> None:
+def test_install_sh_installs_the_tool_offline_and_it_imports_the_bundle(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "mirror.toml").write_text(
         f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n\n[sources]\npackages = ["six"]\n'
     )
-    runner = CliRunner()
-    synced = runner.invoke(main, ["sync", "--spec", str(tmp_path / "mirror.toml")])
+    synced = cli("sync", "--spec", str(tmp_path / "mirror.toml"))
     assert synced.exit_code == 0, synced.output
     out = tmp_path / "carry" / "mirror.tar.gz"
-    exported = runner.invoke(main, ["bundle", "export", str(out), "--spec", str(tmp_path / "mirror.toml")])
+    exported = cli("bundle", "export", str(out), "--spec", str(tmp_path / "mirror.toml"))
     assert exported.exit_code == 0, exported.output
 
     # the offline host: only Python. Extract with Python's own tarfile, install, import, check.

@@ -8,25 +8,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from packaging.tags import sys_tags
 
-from mirror.cli import main
 from mirror.targets import Target, host_target
+from tests.fixtures.env import Cli
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
-def test_init_then_targets_json(tmp_path: Path) -> None:
-    code, out, err = run("init", str(tmp_path), "--package", "docopt==0.6.2", "--target", "linux/arm64:3.12")
-    assert (code, err) == (0, "")
-    assert out.splitlines()[0] == f"wrote {tmp_path / 'mirror.toml'}"
-    code, out, err = run("targets", "--json", "--spec", str(tmp_path / "mirror.toml"))
-    assert (code, err) == (0, "")
-    report = json.loads(out)
+def test_init_then_targets_json(cli: Cli, tmp_path: Path) -> None:
+    result = cli("init", str(tmp_path), "--package", "docopt==0.6.2", "--target", "linux/arm64:3.12")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[0] == f"wrote {tmp_path / 'mirror.toml'}"
+    result = cli("targets", "--json", "--spec", str(tmp_path / "mirror.toml"))
+    assert (result.exit_code, result.stderr) == (0, "")
+    report = json.loads(result.stdout)
     host = host_target()
     assert [t["name"] for t in report] == [host.name, "linux-arm64-cp312"]
     assert report[0]["tags"] == [str(t) for t in host.tags()[:8]]
@@ -46,54 +40,53 @@ def test_init_then_targets_json(tmp_path: Path) -> None:
     assert report[1]["tags"][:2] == ["cp312-cp312-linux_aarch64", "cp312-cp312-manylinux_2_28_aarch64"]
 
 
-def test_targets_all_tags_for_the_host_match_sys_tags(tmp_path: Path) -> None:
-    run("init", str(tmp_path))
-    code, out, _ = run("targets", "--json", "--tags", "0", "--spec", str(tmp_path / "mirror.toml"))
-    assert code == 0
-    (host,) = json.loads(out)
+def test_targets_all_tags_for_the_host_match_sys_tags(cli: Cli, tmp_path: Path) -> None:
+    cli("init", str(tmp_path))
+    result = cli("targets", "--json", "--tags", "0", "--spec", str(tmp_path / "mirror.toml"))
+    assert result.exit_code == 0
+    (host,) = json.loads(result.stdout)
     assert host["tag_count"] == len(host["tags"])
     assert set(host["tags"]) == {str(t) for t in sys_tags()}
 
 
-def test_targets_text(tmp_path: Path) -> None:
-    run("init", str(tmp_path), "-t", "windows/amd64:3.13")
-    code, out, _ = run("targets", "--spec", str(tmp_path / "mirror.toml"), "--tags", "2")
-    assert code == 0
-    lines = out.splitlines()
+def test_targets_text(cli: Cli, tmp_path: Path) -> None:
+    cli("init", str(tmp_path), "-t", "windows/amd64:3.13")
+    result = cli("targets", "--spec", str(tmp_path / "mirror.toml"), "--tags", "2")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
     win = lines.index("windows-amd64-cp313  windows/amd64 CPython 3.13")
     assert lines[win + 1] == "  uv:      --python-platform x86_64-pc-windows-msvc --python-version 3.13"
     assert lines[win + 2].startswith("  markers: sys_platform=win32  platform_machine=AMD64  platform_system=Windows")
     assert lines[win + 3] == "  tags:    cp313-cp313-win_amd64, cp313-abi3-win_amd64, … (45 in all)"
 
 
-def test_init_finds_sources(tmp_path: Path) -> None:
+def test_init_finds_sources(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text("requests\n")
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "app"\nversion = "1"\n')
-    code, out, _ = run("init", str(tmp_path))
-    assert code == 0
-    assert "  sources: requirements.txt, pyproject.toml" in out.splitlines()
+    result = cli("init", str(tmp_path))
+    assert result.exit_code == 0
+    assert "  sources: requirements.txt, pyproject.toml" in result.stdout.splitlines()
     text = (tmp_path / "mirror.toml").read_text()
     assert 'requirements = ["requirements.txt"]' in text
     assert 'projects = [{ path = ".", extras = [], groups = [] }]' in text
 
 
-def test_init_target_for_the_host_platform_replaces_the_host(tmp_path: Path) -> None:
+def test_init_target_for_the_host_platform_replaces_the_host(cli: Cli, tmp_path: Path) -> None:
     host = host_target()
-    code, _, _ = run("init", str(tmp_path), "-t", f"{host.platform}:{host.python}")
-    assert code == 0
-    code, out, _ = run("targets", "--json", "--spec", str(tmp_path / "mirror.toml"))
-    assert [t["name"] for t in json.loads(out)] == [host.name]
+    assert cli("init", str(tmp_path), "-t", f"{host.platform}:{host.python}").exit_code == 0
+    result = cli("targets", "--json", "--spec", str(tmp_path / "mirror.toml"))
+    assert [t["name"] for t in json.loads(result.stdout)] == [host.name]
 
 
-def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
-    run("init", str(tmp_path))
+def test_init_refuses_to_overwrite(cli: Cli, tmp_path: Path) -> None:
+    cli("init", str(tmp_path))
     before = (tmp_path / "mirror.toml").read_text()
-    code, out, err = run("init", str(tmp_path), "-p", "requests")
-    assert code == 1
-    assert out == ""
-    assert err == f"error: {tmp_path / 'mirror.toml'}: already exists; pass --force to overwrite it\n"
+    result = cli("init", str(tmp_path), "-p", "requests")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == f"error: {tmp_path / 'mirror.toml'}: already exists; pass --force to overwrite it\n"
     assert (tmp_path / "mirror.toml").read_text() == before
-    assert run("init", str(tmp_path), "-p", "requests", "--force")[0] == 0
+    assert cli("init", str(tmp_path), "-p", "requests", "--force").exit_code == 0
     assert 'packages = ["requests"]' in (tmp_path / "mirror.toml").read_text()
 
 
@@ -109,28 +102,28 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
         (["--upstream", "pypi.org"], "error: mirror.upstream: 'pypi.org' is not an index URL"),
     ],
 )
-def test_init_bad_input_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
-    code, _, err = run("init", str(tmp_path), *args)
-    assert code == 1
-    assert err.startswith(message), err
-    assert err.count("\n") == 1
+def test_init_bad_input_writes_nothing(cli: Cli, tmp_path: Path, args: list[str], message: str) -> None:
+    result = cli("init", str(tmp_path), *args)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(message), result.stderr
+    assert result.stderr.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
 
 
-def test_targets_bad_spec_is_one_line(tmp_path: Path) -> None:
+def test_targets_bad_spec_is_one_line(cli: Cli, tmp_path: Path) -> None:
     spec = tmp_path / "mirror.toml"
     spec.write_text('[[target]]\nplatform = "linux/amd65"\npython = "3.11"\n')
-    code, out, err = run("targets", "--spec", str(spec))
-    assert code == 1
-    assert out == ""
-    assert err.startswith(f"error: {spec}: target[0].platform: 'linux/amd65' is not a known platform; known: ")
-    assert err.count("\n") == 1
+    result = cli("targets", "--spec", str(spec))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error: {spec}: target[0].platform: 'linux/amd65' is not a known platform; known: ")
+    assert result.stderr.count("\n") == 1
 
 
-def test_targets_missing_spec(tmp_path: Path) -> None:
-    code, _, err = run("targets", "--spec", str(tmp_path / "nope.toml"))
-    assert code == 1
-    assert err == f"error: {tmp_path / 'nope.toml'}: no such file; create one with 'mirror init'\n"
+def test_targets_missing_spec(cli: Cli, tmp_path: Path) -> None:
+    result = cli("targets", "--spec", str(tmp_path / "nope.toml"))
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {tmp_path / 'nope.toml'}: no such file; create one with 'mirror init'\n"
 
 
 def test_console_script_is_installed(tmp_path: Path) -> None:
@@ -144,11 +137,11 @@ def test_console_script_is_installed(tmp_path: Path) -> None:
     assert version.stdout.startswith("offline-mirror, version ")
 
 
-def test_an_unexpected_os_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unexpected_os_error_is_one_line(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(path: Path) -> None:
         raise PermissionError(13, "Permission denied", "/srv/mirror/mirror.toml")
 
     monkeypatch.setattr("mirror.cli.load_spec", refuse)
-    result = CliRunner().invoke(main, ["targets"])
+    result = cli("targets")
     assert result.exit_code == 1
     assert result.output == "error: /srv/mirror/mirror.toml: Permission denied\n"

@@ -11,11 +11,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mirror.cli import main
 from mirror.config import (
     ClientConfig,
     ClientConfigError,
@@ -25,6 +23,7 @@ from mirror.config import (
     render_files,
     write_files,
 )
+from tests.fixtures.env import Cli
 
 FORBIDDEN = ("pypi.org", "pythonhosted", "pypi.python.org", "extra-index-url", "extra_index_url", "extra-index")
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -89,7 +88,7 @@ def test_any_mirror_url_gives_files_that_reach_only_it(
         assert mode(out / name) == (0o600 if holds else 0o644), (url, name)
 
 
-def test_the_cli_writes_credentials_only_when_passed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cli_writes_credentials_only_when_passed(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Credentials in the environment (pip's, a netrc) never leak into files generated for a plain URL."""
     monkeypatch.setenv("PIP_INDEX_URL", "https://ci:envsecret@mirror.example.com/simple/")
     monkeypatch.setenv("UV_INDEX_URL", "https://ci:envsecret@mirror.example.com/simple/")
@@ -97,9 +96,8 @@ def test_the_cli_writes_credentials_only_when_passed(tmp_path: Path, monkeypatch
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "mirror.toml").write_text('[[target]]\nplatform = "linux/amd64"\npython = "3.11"\n')
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        main, ["config", "--spec", str(tmp_path / "mirror.toml"), "--url", "https://mirror.example.com/simple/",
-               "-o", str(out)],
+    result = cli(
+        "config", "--spec", str(tmp_path / "mirror.toml"), "--url", "https://mirror.example.com/simple/", "-o", str(out)
     )
     assert result.exit_code == 0, result.stderr
     written = sorted(p for p in out.iterdir() if p.is_file())

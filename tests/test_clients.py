@@ -27,9 +27,7 @@ from pathlib import Path
 
 import pytest
 import uv
-from click.testing import CliRunner
 
-from mirror.cli import main
 from mirror.config import (
     BUILD_CONSTRAINTS,
     CLIENTS,
@@ -44,7 +42,8 @@ from mirror.config import (
 )
 from mirror.serve import AccessRecord, Server, serving
 from mirror.targets import host_target
-from tests.upstream import AccessLog, Upstream, isolated_env, synced_workspace
+from tests.fixtures.env import Cli, invoke, isolated_env, synced_workspace
+from tests.fixtures.server import AccessLog, Upstream
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -460,7 +459,7 @@ def test_uv_accepts_the_generated_uv_toml_and_environment(name: str, tmp_path: P
     uv_env = dict(line.split("=", 1) for line in files["mirror.env"].splitlines() if line.startswith("UV_"))
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))} | {"HOME": str(tmp_path)}
     for env in (base | {"UV_CONFIG_FILE": str(tmp_path / "uv.toml")}, base | {"UV_NO_CONFIG": "1"} | uv_env):
-        done = run([uv.find_uv_bin(), "pip", "list", "--python", sys.executable], env)
+        done = run_client([uv.find_uv_bin(), "pip", "list", "--python", sys.executable], env)
         assert done.returncode == 0, done.stderr
 
 
@@ -714,9 +713,7 @@ def trap() -> Iterator[EscapeTrap]:
 
 
 def generate(workspace: Path, out: Path, *source: str) -> Path:
-    result = CliRunner().invoke(
-        main, ["config", *source, "--target", HOST.name, "--spec", str(workspace / "mirror.toml"), "--out", str(out)]
-    )
+    result = invoke("config", *source, "--target", HOST.name, "--spec", str(workspace / "mirror.toml"), "--out", str(out))
     assert result.exit_code == 0, result.output
     return out
 
@@ -735,7 +732,8 @@ def client_env(home: Path, trap: EscapeTrap, **extra: str) -> dict[str, str]:
     return env
 
 
-def run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_client(command: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """A client (pip, uv, python) as a subprocess, its output captured."""
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=180)
 
 
@@ -769,7 +767,7 @@ def test_pip_installs_and_builds_with_only_pip_conf(
 ) -> None:
     access_log.take(), trap.take()
     env = client_env(tmp_path / "home", trap, PIP_CONFIG_FILE=str(generated / "pip.conf"))
-    done = run(
+    done = run_client(
         [sys.executable, "-m", "pip", "install", "--target", str(tmp_path / "site"), "om-pure==2.0", "om-sdistonly"],
         env,
     )
@@ -789,11 +787,11 @@ def test_uv_installs_and_builds_with_only_uv_toml(
 ) -> None:
     env = client_env(tmp_path / "home", trap, UV_CONFIG_FILE=str(generated / "uv.toml"))
     uv_bin = uv.find_uv_bin()
-    made = run([uv_bin, "venv", "--no-cache", "--python", sys.executable, str(tmp_path / "venv")], env)
+    made = run_client([uv_bin, "venv", "--no-cache", "--python", sys.executable, str(tmp_path / "venv")], env)
     assert made.returncode == 0, made.stderr
     access_log.take(), trap.take()
     python = str(tmp_path / "venv" / "bin" / "python")
-    done = run([uv_bin, "pip", "install", "--no-cache", "--python", python, "om-pure==2.0", "om-sdistonly"], env)
+    done = run_client([uv_bin, "pip", "install", "--no-cache", "--python", python, "om-pure==2.0", "om-sdistonly"], env)
     assert done.returncode == 0, done.stderr
     records = access_log.take()
     assert fetched(records) == SDIST_CLOSURE | {"om_pure-2.0-py3-none-any.whl", "om_dep-1.0-py3-none-any.whl"}
@@ -816,7 +814,7 @@ def test_setup_requires_is_fetched_with_only_pydistutils_cfg(
     project = unpack_setupreq(workspace, tmp_path)
     access_log.take(), trap.take()
     # setup.py runs setuptools' own fetcher (pip wheel) for setup_requires, then build_py imports the helper
-    done = run([sys.executable, "setup.py", "-q", "bdist_wheel"], client_env(home, trap), cwd=project)
+    done = run_client([sys.executable, "setup.py", "-q", "bdist_wheel"], client_env(home, trap), cwd=project)
     assert done.returncode == 0, done.stdout + done.stderr
     with zipfile.ZipFile(project / "dist" / "om_setupreq-1.0-py3-none-any.whl") as wheel:
         assert wheel.read("om_setupreq/_stamp.py") == b"STAMP = 'om-setuphelper 1.0'\n"
@@ -830,7 +828,7 @@ def test_without_pydistutils_cfg_setup_requires_tries_to_leave(
     """The control for the test above: with no configuration the fetcher heads for PyPI (and hits the trap)."""
     project = unpack_setupreq(workspace, tmp_path)
     access_log.take(), trap.take()
-    done = run(
+    done = run_client(
         [sys.executable, "setup.py", "-q", "bdist_wheel"],
         client_env(tmp_path / "home", trap, PIP_RETRIES="0"),
         cwd=project,
@@ -847,7 +845,7 @@ def test_local_tree_installs_with_pip_and_uv_and_no_server(
     assert f"index-url = {(workspace / 'wheelhouse' / 'simple').as_uri()}/\n" in (generated / "pip.conf").read_text()
     access_log.take(), trap.take()
     env = client_env(tmp_path / "home", trap, PIP_CONFIG_FILE=str(generated / "pip.conf"))
-    done = run(
+    done = run_client(
         [sys.executable, "-m", "pip", "install", "--target", str(tmp_path / "site"), "om-pure==2.0", "om-sdistonly"],
         env,
     )
@@ -859,24 +857,24 @@ def test_local_tree_installs_with_pip_and_uv_and_no_server(
     ]
     env = client_env(tmp_path / "home-uv", trap, UV_CONFIG_FILE=str(generated / "uv.toml"))
     uv_bin = uv.find_uv_bin()
-    made = run([uv_bin, "venv", "--no-cache", "--python", sys.executable, str(tmp_path / "venv")], env)
+    made = run_client([uv_bin, "venv", "--no-cache", "--python", sys.executable, str(tmp_path / "venv")], env)
     assert made.returncode == 0, made.stderr
     python = str(tmp_path / "venv" / "bin" / "python")
-    done = run([uv_bin, "pip", "install", "--no-cache", "--python", python, "om-pure==2.0", "om-sdistonly"], env)
+    done = run_client([uv_bin, "pip", "install", "--no-cache", "--python", python, "om-pure==2.0", "om-sdistonly"], env)
     assert done.returncode == 0, done.stderr
     assert "+ om-sdistonly==1.0" in done.stderr
     assert access_log.take() == []  # the server was not asked
     assert trap.take() == []
 
 
-def test_install_into_a_venv_backs_up_and_is_idempotent(trap: EscapeTrap, tmp_path: Path) -> None:
+def test_install_into_a_venv_backs_up_and_is_idempotent(cli: Cli, trap: EscapeTrap, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     env = client_env(tmp_path / "home", trap)
-    made = run([uv.find_uv_bin(), "venv", "--no-cache", "--python", sys.executable, str(venv)], env)
+    made = run_client([uv.find_uv_bin(), "venv", "--no-cache", "--python", sys.executable, str(venv)], env)
     assert made.returncode == 0, made.stderr
     (venv / "pip.conf").write_text("[global]\nindex-url = http://old.internal/simple/\n")
     args = ["config", "--url", URL, "--install", "--scope", "venv", "--for", "pip,uv"]
-    result = CliRunner().invoke(main, args, env={"VIRTUAL_ENV": str(venv)})
+    result = cli(*args, env={"VIRTUAL_ENV": str(venv)})
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         f"replaced  {venv}/pip.conf (previous: {venv}/pip.conf.bak)",
@@ -887,12 +885,10 @@ def test_install_into_a_venv_backs_up_and_is_idempotent(trap: EscapeTrap, tmp_pa
     assert (venv / "uv.toml").read_text() == render_files(ClientConfig.for_url(URL), clients=["uv"])["uv.toml"]
     # pip run for the venv's interpreter reads PATH/pip.conf (its site configuration)
     del env["PIP_CONFIG_FILE"]  # (os.devnull: no file at all)
-    shown = run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "config", "list"], env)
+    shown = run_client([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "config", "list"], env)
     assert f"global.index-url='{URL}'" in shown.stdout.splitlines(), shown.stdout + shown.stderr
 
-    again = CliRunner().invoke(
-        main, ["config", "--url", URL, "--install", "--scope", f"venv={venv}", "--for", "pip,uv"]
-    )
+    again = cli("config", "--url", URL, "--install", "--scope", f"venv={venv}", "--for", "pip,uv")
     assert again.exit_code == 0, again.output
     assert again.output.splitlines()[:2] == [f"unchanged {venv}/pip.conf", f"unchanged {venv}/uv.toml"]
     assert sorted(p.name for p in venv.glob("*.bak*")) == ["pip.conf.bak"]
@@ -914,39 +910,27 @@ def test_install_into_a_venv_backs_up_and_is_idempotent(trap: EscapeTrap, tmp_pa
         ),
     ],
 )
-def test_cli_errors(args: list[str], message: str, tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "out")])
+def test_cli_errors(cli: Cli, args: list[str], message: str, tmp_path: Path) -> None:
+    result = cli(*args, "--out", str(tmp_path / "out"))
     assert (result.exit_code, result.output) == (1, message + "\n")
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_unknown_target_writes_nothing(workspace: Path, tmp_path: Path) -> None:
+def test_cli_unknown_target_writes_nothing(cli: Cli, workspace: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        main, ["config", "--url", URL, "-t", "nope", "--spec", str(workspace / "mirror.toml"), "--out", str(out)]
-    )
+    result = cli("config", "--url", URL, "-t", "nope", "--spec", str(workspace / "mirror.toml"), "--out", str(out))
     assert result.exit_code == 1
     assert result.output == f"error: {workspace / 'mirror.toml'}: target: no target named 'nope'; known: {HOST.name}\n"
     assert not out.exists()
 
 
-def test_cli_for_and_relative_out(workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_for_and_relative_out(
+    cli: Cli, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(
-        main,
-        [
-            "config",
-            "--url",
-            URL,
-            "--for",
-            "docker",
-            "-t",
-            HOST.name,
-            "--spec",
-            str(workspace / "mirror.toml"),
-            "-o",
-            "deploy/cfg",
-        ],
+    result = cli(
+        "config", "--url", URL, "--for", "docker", "-t", HOST.name, "--spec", str(workspace / "mirror.toml"),
+        "-o", "deploy/cfg",
     )
     assert result.exit_code == 0, result.output
     out = tmp_path / "deploy" / "cfg"
@@ -1007,9 +991,9 @@ def test_plain_http_off_loopback_pip_needs_the_trusted_host_uv_does_not(
                 UV_CONFIG_FILE=str(out / "uv.toml"),
             )
             env["no_proxy"] = env["NO_PROXY"] = f"127.0.0.1,localhost,{address}"
-            pip = run([sys.executable, "-m", "pip", "download", "-d", str(out / "files"), "om-pure==2.0"], env)
+            pip = run_client([sys.executable, "-m", "pip", "download", "-d", str(out / "files"), "om-pure==2.0"], env)
             uv_compile = [uv.find_uv_bin(), "pip", "compile", "--no-cache", "--python", sys.executable]
-            resolved = run([*uv_compile, str(tmp_path / "requirements.in")], env)
+            resolved = run_client([*uv_compile, str(tmp_path / "requirements.in")], env)
             outcomes[variant] = (pip, resolved)
     (pip, resolved), (untrusted_pip, untrusted_resolved) = outcomes["generated"], outcomes["untrusted"]
     assert pip.returncode == 0, pip.stderr

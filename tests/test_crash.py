@@ -22,22 +22,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from mirror._verified import sha256_file
-from mirror.cli import main
 from mirror.fetch import check, stray_partials
 from mirror.index import extract_metadata
 from mirror.manifest import MANIFEST, InvalidManifest, load_manifest
-from tests.upstream import Upstream, isolated_env, throttle, write_host_spec
+from tests.fixtures.env import Cli, MakeWorkspace, isolated_env
+from tests.fixtures.server import Upstream, throttle
 
 ROUNDS = 20
 SMALL = ["om-pure==2.0"]
 BIG = ["om-pure==2.0", "om-native", "setuptools", "wheel", "packaging"]  # setuptools: ~1 MB, throttled
-
-
-def write_spec(directory: Path, upstream: Upstream, packages: list[str]) -> None:
-    write_host_spec(directory, upstream, packages, build_wheels=False)
 
 
 def slow_files(upstream: Upstream) -> None:
@@ -130,7 +125,9 @@ def run_sync(workspace: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def test_kill_9_at_random_moments(clean_upstream: Upstream, tmp_path: Path) -> None:
+def test_kill_9_at_random_moments(
+    cli: Cli, make_workspace: MakeWorkspace, clean_upstream: Upstream, tmp_path: Path
+) -> None:
     upstream = clean_upstream
     seed = int(os.environ.get("MIRROR_CRASH_SEED", str(time.time_ns() % 1_000_000)))
     rng = random.Random(seed)
@@ -138,14 +135,10 @@ def test_kill_9_at_random_moments(clean_upstream: Upstream, tmp_path: Path) -> N
     started = time.monotonic()
 
     # templates: an empty workspace, and one synced with SMALL whose spec then grew to BIG
-    fresh = tmp_path / "fresh"
-    fresh.mkdir()
-    write_spec(fresh, upstream, BIG)
-    grown = tmp_path / "grown"
-    grown.mkdir()
-    write_spec(grown, upstream, SMALL)
-    assert CliRunner().invoke(main, ["sync", "--spec", str(grown / "mirror.toml")]).exit_code == 0
-    write_spec(grown, upstream, BIG)
+    fresh = make_workspace(BIG, upstream=upstream, build_wheels=False, directory=tmp_path / "fresh")
+    grown = make_workspace(SMALL, upstream=upstream, build_wheels=False, directory=tmp_path / "grown")
+    assert cli("sync", "--spec", str(grown / "mirror.toml")).exit_code == 0
+    make_workspace(BIG, upstream=upstream, build_wheels=False, directory=grown)
     grown_lock = (grown / "lockfiles" / MANIFEST).read_bytes()
 
     # one uninterrupted sync, throttled, measures the window
@@ -175,7 +168,7 @@ def test_kill_9_at_random_moments(clean_upstream: Upstream, tmp_path: Path) -> N
         assert index_problems(workspace / "wheelhouse") == [], where
 
         upstream.faults.clear()  # the re-run at full speed
-        result = CliRunner().invoke(main, ["sync", "--spec", str(workspace / "mirror.toml")])
+        result = cli("sync", "--spec", str(workspace / "mirror.toml"))
         assert result.exit_code == 0, f"{where}: the re-run failed: {result.stderr}"
         files_dir = workspace / "wheelhouse" / "files"
         manifest = load_manifest(workspace / "lockfiles")
@@ -195,16 +188,18 @@ def test_kill_9_at_random_moments(clean_upstream: Upstream, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("missing", ["lock", "page"])
-def test_index_problems_finds_what_it_should(clean_upstream: Upstream, tmp_path: Path, missing: str) -> None:
+def test_index_problems_finds_what_it_should(
+    cli: Cli, make_workspace: MakeWorkspace, clean_upstream: Upstream, missing: str
+) -> None:
     """The checker itself: a page naming a missing or altered file is reported."""
-    write_spec(tmp_path, clean_upstream, SMALL)
-    assert CliRunner().invoke(main, ["sync", "--spec", str(tmp_path / "mirror.toml")]).exit_code == 0
-    assert index_problems(tmp_path / "wheelhouse") == []
-    wheel = next((tmp_path / "wheelhouse" / "files" / "om-dep").glob("*.whl"))
+    workspace = make_workspace(SMALL, upstream=clean_upstream, build_wheels=False)
+    assert cli("sync", "--spec", str(workspace / "mirror.toml")).exit_code == 0
+    assert index_problems(workspace / "wheelhouse") == []
+    wheel = next((workspace / "wheelhouse" / "files" / "om-dep").glob("*.whl"))
     if missing == "lock":
         wheel.unlink()
     else:
         wheel.write_bytes(b"altered")
-    assert len(index_problems(tmp_path / "wheelhouse")) == 2  # the JSON and the HTML page
+    assert len(index_problems(workspace / "wheelhouse")) == 2  # the JSON and the HTML page
     metadata = f"{wheel}.metadata: not the METADATA of {wheel.name}"
-    assert final_name_problems(tmp_path) == [metadata] if missing == "lock" else [f"{wheel}: not the locked content"]
+    assert final_name_problems(workspace) == [metadata] if missing == "lock" else [f"{wheel}: not the locked content"]

@@ -21,9 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from click.testing import CliRunner
 
-from mirror.cli import main
 from mirror.devpi import (
     DevpiError,
     DevpiServer,
@@ -38,17 +36,12 @@ from mirror.devpi import (
 )
 from mirror.manifest import FileEntry, Manifest, load_manifest
 from mirror.targets import host_target
-from tests.upstream import Upstream, free_port, isolated_env, pip_command, synced_workspace
+from tests.fixtures.env import Cli, isolated_env, pip_command, synced_workspace
+from tests.fixtures.server import Upstream, free_port
 
 HOST = host_target()
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 STARTUP = 120.0  # seconds: devpi-init + devpi-server start + publishing, on a slow CI machine
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
 
 
 @dataclass(frozen=True)
@@ -176,35 +169,39 @@ def test_a_package_not_in_the_mirror_does_not_install(devpi: Devpi, upstream: Up
 
 
 def test_publish_creates_user_and_index_uploads_everything_then_nothing(
-    devpi: Devpi, synced: Path, manifest: Manifest
+    cli: Cli, devpi: Devpi, synced: Path, manifest: Manifest
 ) -> None:
     spec = str(synced / "mirror.toml")
     args = ("publish", "devpi", "--spec", spec, "--url", devpi.url, "--index", "bob/mirror", "--password", "pw")
-    code, out, err = run(*args)
-    assert code == 0, err
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
     count = len(manifest.files)
-    assert out == (
+    assert result.stdout == (
         "created devpi user bob\n"
         "created index bob/mirror: no bases (never proxies PyPI), non-volatile\n"
         f"uploaded {count}, already there 0, skipped 0\n"
         f"index: {devpi.url}/bob/mirror/+simple/\n"
     )
-    assert sorted(err.splitlines()) == sorted(f"uploaded {name}" for name in manifest.files)
+    assert sorted(result.stderr.splitlines()) == sorted(f"uploaded {name}" for name in manifest.files)
     config = index_config(devpi, "bob/mirror")
     assert (config["type"], config["bases"], config["volatile"]) == ("stage", [], False)
     projects = {f.project for f in manifest.files.values()}
     assert index_files(devpi, "bob/mirror", projects) == {name: f.sha256 for name, f in manifest.files.items()}
 
-    code, out, err = run(*args)
-    assert (code, err) == (0, "")
-    assert out == f"uploaded 0, already there {count}, skipped 0\nindex: {devpi.url}/bob/mirror/+simple/\n"
+    result = cli(*args)
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == f"uploaded 0, already there {count}, skipped 0\nindex: {devpi.url}/bob/mirror/+simple/\n"
 
 
-def test_publish_needs_no_login_when_everything_is_there(devpi: Devpi, synced: Path, manifest: Manifest) -> None:
-    code, out, err = run("publish", "devpi", "--spec", str(synced / "mirror.toml"), "--url", devpi.url,
-                         "--index", "alice/mirror")
-    assert (code, err) == (0, "")
-    assert out == f"uploaded 0, already there {len(manifest.files)}, skipped 0\nindex: {devpi.url}/alice/mirror/+simple/\n"
+def test_publish_needs_no_login_when_everything_is_there(
+    cli: Cli, devpi: Devpi, synced: Path, manifest: Manifest
+) -> None:
+    result = cli("publish", "devpi", "--spec", str(synced / "mirror.toml"), "--url", devpi.url,
+                 "--index", "alice/mirror")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == (
+        f"uploaded 0, already there {len(manifest.files)}, skipped 0\nindex: {devpi.url}/alice/mirror/+simple/\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -215,11 +212,13 @@ def test_publish_needs_no_login_when_everything_is_there(devpi: Devpi, synced: P
         ((), "devpi {url}/alice/new: no such index; give --user and --password to create it"),
     ],
 )
-def test_publish_errors_are_one_line(devpi: Devpi, synced: Path, args: tuple[str, ...], message: str) -> None:
-    code, out, err = run("publish", "devpi", "--spec", str(synced / "mirror.toml"), "--url", devpi.url,
-                         "--index", "alice/new", *args)
-    assert (code, out) == (1, "")
-    assert err == f"error: {message.format(url=devpi.url)}\n"
+def test_publish_errors_are_one_line(
+    cli: Cli, devpi: Devpi, synced: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = cli("publish", "devpi", "--spec", str(synced / "mirror.toml"), "--url", devpi.url,
+                 "--index", "alice/new", *args)
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == f"error: {message.format(url=devpi.url)}\n"
 
 
 def test_publish_to_an_unreachable_server(synced: Path, manifest: Manifest) -> None:

@@ -17,15 +17,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from mirror import _atomic
 from mirror._verified import VerifiedRecord, sha256_file
-from mirror.cli import main
 from mirror.fetch import check
 from mirror.manifest import load_manifest
 from tests.conftest import MakeUpstream
-from tests.upstream import Release, Upstream, isolated_env, write_host_spec
+from tests.fixtures.dists import Release
+from tests.fixtures.env import Cli, MakeWorkspace, isolated_env
+from tests.fixtures.server import Upstream
 
 BIG = 3_000_000  # incompressible bytes in om-full's wheel: larger than the 1 MiB tmpfs
 RELEASES = (
@@ -67,15 +67,13 @@ def in_tmpfs(mountpoint: Path, size: str, command: list[str], copy_to: Path, env
 
 
 @pytest.fixture
-def workspace(make_upstream: MakeUpstream, tmp_path: Path) -> Path:
+def workspace(cli: Cli, make_upstream: MakeUpstream, make_workspace: MakeWorkspace, tmp_path: Path) -> Path:
     reason = can_mount_tmpfs(tmp_path)
     if reason is not None:
         pytest.skip(reason)
     upstream: Upstream = make_upstream(RELEASES)
-    work = tmp_path / "work"
-    work.mkdir()
-    spec = write_host_spec(work, upstream, ["om-full"], build_wheels=False)
-    result = CliRunner().invoke(main, ["lock", "--spec", str(spec)])
+    work = make_workspace(["om-full"], upstream=upstream, build_wheels=False)
+    result = cli("lock", "--spec", str(work / "mirror.toml"))
     assert result.exit_code == 0, result.stderr
     (work / "wheelhouse" / "files").mkdir(parents=True)
     return work
@@ -85,7 +83,7 @@ def final_names(files_dir: Path) -> list[Path]:
     return sorted(p for p in files_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
-def test_fetch_onto_a_full_disk_fails_cleanly_and_resumes(workspace: Path, tmp_path: Path) -> None:
+def test_fetch_onto_a_full_disk_fails_cleanly_and_resumes(cli: Cli, workspace: Path, tmp_path: Path) -> None:
     spec = workspace / "mirror.toml"
     files_dir = workspace / "wheelhouse" / "files"
     manifest = load_manifest(workspace / "lockfiles")
@@ -109,15 +107,15 @@ def test_fetch_onto_a_full_disk_fails_cleanly_and_resumes(workspace: Path, tmp_p
     assert (after / big.relpath).exists() is False
 
     # with space, the same fetch completes
-    result = CliRunner().invoke(main, ["fetch", "--spec", str(spec)])
+    result = cli("fetch", "--spec", str(spec))
     assert result.exit_code == 0, result.stderr
     outcome = check(manifest, files_dir)
     assert (outcome.missing, outcome.corrupt) == ((), ())
 
 
-def test_index_onto_a_full_disk_is_one_line_naming_the_file(workspace: Path, tmp_path: Path) -> None:
+def test_index_onto_a_full_disk_is_one_line_naming_the_file(cli: Cli, workspace: Path, tmp_path: Path) -> None:
     spec = workspace / "mirror.toml"
-    assert CliRunner().invoke(main, ["fetch", "--spec", str(spec)]).exit_code == 0
+    assert cli("fetch", "--spec", str(spec)).exit_code == 0
     simple = workspace / "wheelhouse" / "simple"
     simple.mkdir()
     after = tmp_path / "after"

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import Result
 
-from mirror.cli import main
 from mirror.doctor import (
     Finding,
     MirrorView,
@@ -23,17 +22,13 @@ from mirror.doctor import (
     wheel_modules,
 )
 from mirror.targets import host_target
-from tests.upstream import Upstream, synced_workspace
+from tests.fixtures.env import invoke, synced_workspace
+from tests.fixtures.server import Upstream
 
 HOST = host_target()
 SETUPTOOLS_PYPROJECT = (
     '[build-system]\nrequires = ["setuptools>=45", "wheel"]\nbuild-backend = "setuptools.build_meta"\n'
 )
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +44,8 @@ def write(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def doctor(workspace: Path, project: Path, *extra: str) -> tuple[int, str, str]:
-    return run("doctor", str(project), "--spec", str(workspace / "mirror.toml"), *extra)
+def doctor(workspace: Path, project: Path, *extra: str) -> Result:
+    return invoke("doctor", str(project), "--spec", str(workspace / "mirror.toml"), *extra)
 
 
 APP = {
@@ -64,18 +59,18 @@ APP = {
 
 
 def test_missing_import_names_the_line_and_the_distribution(workspace: Path, tmp_path: Path) -> None:
-    code, out, _ = doctor(workspace, write(tmp_path, APP))
-    assert code == 1
+    result = doctor(workspace, write(tmp_path, APP))
+    assert result.exit_code == 1
     message = (
         f"error[missing-import] app/main.py:3: import 'jwt': no locked distribution for {HOST.name} provides "
         "'jwt'; add PyJWT to the requirements (the distribution providing 'jwt')"
     )
-    assert out.splitlines() == [message, f"{tmp_path} for {HOST.name}: 1 error, 0 warnings"]
+    assert result.stdout.splitlines() == [message, f"{tmp_path} for {HOST.name}: 1 error, 0 warnings"]
 
 
 def test_clean_project_exits_zero(workspace: Path, tmp_path: Path) -> None:
-    code, out, _ = doctor(workspace, write(tmp_path, {"main.py": "import os\nimport om_pure\nimport om_dep\n"}))
-    assert (code, out) == (0, "0 errors, 0 warnings: no hazards\n")
+    result = doctor(workspace, write(tmp_path, {"main.py": "import os\nimport om_pure\nimport om_dep\n"}))
+    assert (result.exit_code, result.stdout) == (0, "0 errors, 0 warnings: no hazards\n")
 
 
 def test_uv_run_with_build_system_not_in_the_mirror(workspace: Path, tmp_path: Path) -> None:
@@ -86,9 +81,9 @@ def test_uv_run_with_build_system_not_in_the_mirror(workspace: Path, tmp_path: P
             "deploy/supervisor/svc.conf": "[program:svc]\ncommand=uv run --frozen gunicorn svc:app\n",
         },
     )
-    code, out, _ = doctor(workspace, project, "--json")
-    assert code == 1
-    (finding,) = json.loads(out)["findings"]
+    result = doctor(workspace, project, "--json")
+    assert result.exit_code == 1
+    (finding,) = json.loads(result.stdout)["findings"]
     assert finding == {
         "severity": "error",
         "code": "uv-run-build",
@@ -130,9 +125,9 @@ def test_warnings_setup_requires_unpinned_uv_lock_stale_venv(workspace: Path, tm
             "deploy.sh": "#!/bin/sh\nset -e\nif [ ! -d venv ]; then\n  python3 -m venv venv\nfi\n",
         },
     )
-    code, out, _ = doctor(workspace, project)
-    assert code == 0
-    assert out.splitlines() == [
+    result = doctor(workspace, project)
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [
         "warning[stale-venv] deploy.sh:3: the venv is only created when missing, so one kept from an earlier "
         "deploy hides requirements the lock lacks until the next clean deploy; recreate it on every deploy "
         "('python -m venv --clear venv') and install from the lock",
@@ -149,9 +144,9 @@ def test_warnings_setup_requires_unpinned_uv_lock_stale_venv(workspace: Path, tm
 
 
 def test_json_shape(workspace: Path, tmp_path: Path) -> None:
-    code, out, _ = doctor(workspace, write(tmp_path, APP), "--json", "--target", HOST.name)
-    assert code == 1
-    data = json.loads(out)
+    result = doctor(workspace, write(tmp_path, APP), "--json", "--target", HOST.name)
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
     assert data == {
         "project": str(tmp_path),
         "target": HOST.name,
@@ -172,9 +167,9 @@ def test_json_shape(workspace: Path, tmp_path: Path) -> None:
 
 
 def test_unknown_target_is_a_one_line_error(workspace: Path, tmp_path: Path) -> None:
-    code, _, err = doctor(workspace, tmp_path, "--target", "nope")
-    assert code == 1
-    assert err == f"error: mirror.lock.json: no target named 'nope'; known: {HOST.name}\n"
+    result = doctor(workspace, tmp_path, "--target", "nope")
+    assert result.exit_code == 1
+    assert result.stderr == f"error: mirror.lock.json: no target named 'nope'; known: {HOST.name}\n"
 
 
 # -- the pure core ------------------------------------------------------------------------------------------------

@@ -11,21 +11,19 @@ import json
 import shutil
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from click.testing import CliRunner
 from urllib3.response import HTTPResponse
 
 from mirror import _http
 from mirror._download import DownloadError, HashMismatch, download, partial_path
 from mirror._http import make_session
-from mirror.cli import main
 from mirror.fetch import check
 from mirror.manifest import load_manifest
-from tests.upstream import (
+from tests.fixtures.env import Cli, MakeWorkspace, synced_workspace
+from tests.fixtures.server import (
     Response,
     Upstream,
     UpstreamHandler,
@@ -215,37 +213,30 @@ def test_an_unwritable_destination_is_one_error_naming_the_file(up: Upstream, tm
 # --- the CLI: a project that disappears between lock and fetch --------------------------------------------
 
 
+TARGETS = [("windows/amd64", "3.11")]
+PACKAGES = ["om-pure==2.0", "om-native"]
+
+
 @pytest.fixture(scope="module")
 def locked(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("faults-lock")
-    write_spec(work, upstream)
-    result = CliRunner().invoke(main, ["lock", "--spec", str(work / "mirror.toml")])
-    assert result.exit_code == 0, result.stderr
+    synced_workspace(work, upstream, PACKAGES, targets=TARGETS, build_wheels=False, command="lock")
     return work / "lockfiles"
 
 
-def write_spec(directory: Path, upstream: Upstream) -> None:
-    (directory / "mirror.toml").write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n'
-        '[[target]]\nplatform = "windows/amd64"\npython = "3.11"\n'
-        f"[sources]\npackages = {json.dumps(['om-pure==2.0', 'om-native'])}\n"
-        "[policy]\nbuild-wheels = false\n"
-    )
-
-
 @pytest.fixture
-def workspace(locked: Path, up: Upstream, tmp_path: Path) -> Iterator[Path]:
-    shutil.copytree(locked, tmp_path / "lockfiles")
-    write_spec(tmp_path, up)
-    yield tmp_path
+def workspace(locked: Path, up: Upstream, make_workspace: MakeWorkspace) -> Path:
+    work = make_workspace(PACKAGES, targets=TARGETS, upstream=up, build_wheels=False)
+    shutil.copytree(locked, work / "lockfiles")
+    return work
 
 
-def test_a_project_gone_between_lock_and_fetch(workspace: Path, up: Upstream) -> None:
+def test_a_project_gone_between_lock_and_fetch(cli: Cli, workspace: Path, up: Upstream) -> None:
     gone = "om_dep-1.0-py3-none-any.whl"
     up.inject(gone, respond(Response(status=404, body=b"not found\n")))
     up.inject("/simple/om-dep/", respond(Response(status=404, body=b"not found\n")))
     spec = str(workspace / "mirror.toml")
-    result = CliRunner().invoke(main, ["fetch", "--spec", spec])
+    result = cli("fetch", "--spec", spec)
     url = load_manifest(workspace / "lockfiles").files[gone].url
     assert (result.exit_code, result.stderr.splitlines()[-1]) == (1, f"error: {gone}: {url} answered HTTP 404")
     files = workspace / "wheelhouse" / "files"
@@ -253,7 +244,7 @@ def test_a_project_gone_between_lock_and_fetch(workspace: Path, up: Upstream) ->
     outcome = check(load_manifest(workspace / "lockfiles"), files)
     assert (outcome.missing, outcome.corrupt) == ((gone,), ())
     # the index leaves it out, says so, and lists everything else
-    result = CliRunner().invoke(main, ["index", "--spec", spec])
+    result = cli("index", "--spec", spec)
     assert result.exit_code == 0
     assert f"not indexed (missing or unverified; run mirror fetch): {gone}" in result.stderr
     assert not (workspace / "wheelhouse" / "simple" / "om-dep").exists()

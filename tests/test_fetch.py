@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -14,24 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from mirror._download import partial_path
 from mirror._http import make_session
-from mirror.cli import main
 from mirror.fetch import check, fetch
 from mirror.manifest import load_manifest
-from tests.upstream import Response, Upstream, UpstreamHandler, fail_times, wrong_bytes
+from tests.fixtures.env import Cli, MakeWorkspace, synced_workspace
+from tests.fixtures.server import Response, Upstream, UpstreamHandler, fail_times, wrong_bytes
 
-TARGETS = """
-[[target]]
-platform = "linux/amd64"
-python = "3.11"
-
-[[target]]
-platform = "windows/amd64"
-python = "3.11"
-"""
+TARGETS = [("linux/amd64", "3.11"), ("windows/amd64", "3.11")]
 PACKAGES = ["om-pure==2.0", "om-native", "om-sdistonly"]
 
 
@@ -39,39 +29,26 @@ PACKAGES = ["om-pure==2.0", "om-native", "om-sdistonly"]
 def locked(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Lockfiles for two targets, made once; each test fetches into its own wheelhouse."""
     work = tmp_path_factory.mktemp("fetch-lock")
-    (work / "mirror.toml").write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n{TARGETS}\n[sources]\npackages = {json.dumps(PACKAGES)}\n'
-        "[policy]\nbuild-wheels = false\n"
-    )
-    result = CliRunner().invoke(main, ["lock", "--spec", str(work / "mirror.toml")])
-    assert result.exit_code == 0, result.stderr
+    synced_workspace(work, upstream, PACKAGES, targets=TARGETS, build_wheels=False, command="lock")
     return work / "lockfiles"
 
 
 @pytest.fixture
-def workspace(locked: Path, upstream: Upstream, tmp_path: Path) -> Path:
-    shutil.copytree(locked, tmp_path / "lockfiles")
-    (tmp_path / "mirror.toml").write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n{TARGETS}\n[sources]\npackages = {json.dumps(PACKAGES)}\n'
-        "[policy]\nbuild-wheels = false\n"
-    )
+def workspace(locked: Path, upstream: Upstream, make_workspace: MakeWorkspace) -> Path:
+    work = make_workspace(PACKAGES, targets=TARGETS, build_wheels=False)
+    shutil.copytree(locked, work / "lockfiles")
     upstream.reset()
-    yield tmp_path
+    yield work
     upstream.reset()
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def files_on_disk(files_dir: Path) -> list[str]:
     return sorted(p.relative_to(files_dir).as_posix() for p in files_dir.rglob("*") if p.is_file())
 
 
-def test_fetch_downloads_every_locked_file_once(workspace: Path, upstream: Upstream) -> None:
-    code, out, err = run("fetch", "--spec", str(workspace / "mirror.toml"))
-    assert code == 0, err
+def test_fetch_downloads_every_locked_file_once(cli: Cli, workspace: Path, upstream: Upstream) -> None:
+    result = cli("fetch", "--spec", str(workspace / "mirror.toml"))
+    assert result.exit_code == 0, result.stderr
     manifest = load_manifest(workspace / "lockfiles")
     files_dir = workspace / "wheelhouse" / "files"
     expected = sorted(f.relpath for f in manifest.files.values())
@@ -80,53 +57,52 @@ def test_fetch_downloads_every_locked_file_once(workspace: Path, upstream: Upstr
     gets = upstream.requests.paths("GET")
     assert gets.count("/files/om_pure-2.0-py3-none-any.whl") == 1
     assert sorted(p for p in gets if p.startswith("/files/")) == sorted(f"/files/{f}" for f in manifest.files)
-    lines = out.splitlines()
+    lines = result.stdout.splitlines()
     assert lines[0].split() == ["target", "files", "size", "new", "reused"]
     assert next(line for line in lines if line.startswith("downloaded ")).startswith(f"downloaded {len(expected)} files (")
     assert check(manifest, files_dir).ok == tuple(sorted(manifest.files))
 
 
-def test_rerun_with_nothing_new_touches_no_network(workspace: Path, upstream: Upstream) -> None:
-    assert run("fetch", "--spec", str(workspace / "mirror.toml"))[0] == 0
+def test_rerun_with_nothing_new_touches_no_network(cli: Cli, workspace: Path, upstream: Upstream) -> None:
+    assert cli("fetch", "--spec", str(workspace / "mirror.toml")).exit_code == 0
     upstream.requests.clear()
-    code, out, _ = run("fetch", "--spec", str(workspace / "mirror.toml"))
-    assert code == 0
+    result = cli("fetch", "--spec", str(workspace / "mirror.toml"))
+    assert result.exit_code == 0
     assert len(upstream.requests) == 0
-    assert [line for line in out.splitlines() if line.startswith("downloaded ")] == [
+    assert [line for line in result.stdout.splitlines() if line.startswith("downloaded ")] == [
         f"downloaded 0 files (0 B), {len(load_manifest(workspace / 'lockfiles').files)} already here;"
         f" verified by sha256 in {workspace / 'wheelhouse' / 'files'}"
     ]
 
 
-def test_target_subset(workspace: Path) -> None:
-    code, _, _ = run("fetch", "--spec", str(workspace / "mirror.toml"), "--target", "linux-amd64-cp311")
-    assert code == 0
+def test_target_subset(cli: Cli, workspace: Path) -> None:
+    assert cli("fetch", "--spec", str(workspace / "mirror.toml"), "--target", "linux-amd64-cp311").exit_code == 0
     names = {Path(p).name for p in files_on_disk(workspace / "wheelhouse" / "files")}
     assert "om_native-1.0-cp311-cp311-win_amd64.whl" not in names
     assert "om_winhelper-1.0-py3-none-win_amd64.whl" not in names
     assert "om_native-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl" in names
 
 
-def test_offline_lists_what_is_missing(workspace: Path, upstream: Upstream) -> None:
-    code, out, _ = run("fetch", "--spec", str(workspace / "mirror.toml"), "--offline")
-    assert code == 1
+def test_offline_lists_what_is_missing(cli: Cli, workspace: Path, upstream: Upstream) -> None:
+    result = cli("fetch", "--spec", str(workspace / "mirror.toml"), "--offline")
+    assert result.exit_code == 1
     assert len(upstream.requests) == 0
     manifest = load_manifest(workspace / "lockfiles")
-    assert f"{len(manifest.files)} files missing (--offline downloads nothing):" in out
-    assert "  om_dep-1.0-py3-none-any.whl" in out.splitlines()
-    assert run("fetch", "--spec", str(workspace / "mirror.toml"))[0] == 0
-    code, out, _ = run("fetch", "--spec", str(workspace / "mirror.toml"), "--offline")
-    assert (code, out.splitlines()[-1]) == (0, "every locked file is here")
+    assert f"{len(manifest.files)} files missing (--offline downloads nothing):" in result.stdout
+    assert "  om_dep-1.0-py3-none-any.whl" in result.stdout.splitlines()
+    assert cli("fetch", "--spec", str(workspace / "mirror.toml")).exit_code == 0
+    result = cli("fetch", "--spec", str(workspace / "mirror.toml"), "--offline")
+    assert (result.exit_code, result.stdout.splitlines()[-1]) == (0, "every locked file is here")
 
 
-def test_wrong_bytes_fail_naming_file_url_and_hashes(workspace: Path, upstream: Upstream) -> None:
+def test_wrong_bytes_fail_naming_file_url_and_hashes(cli: Cli, workspace: Path, upstream: Upstream) -> None:
     name = "om_dep-1.0-py3-none-any.whl"
     upstream.inject(name, wrong_bytes(b"evil"))
-    code, _, err = run("fetch", "--spec", str(workspace / "mirror.toml"))
-    assert code == 1
+    fetched = cli("fetch", "--spec", str(workspace / "mirror.toml"))
+    assert fetched.exit_code == 1
     entry = load_manifest(workspace / "lockfiles").files[name]
     actual = hashlib.sha256(b"evil").hexdigest()
-    assert err.splitlines()[-1] == f"error: {name}: {entry.url} has sha256 {actual}, expected {entry.sha256}"
+    assert fetched.stderr.splitlines()[-1] == f"error: {name}: {entry.url} has sha256 {actual}, expected {entry.sha256}"
     om_dep = workspace / "wheelhouse" / "files" / "om-dep"
     assert not (om_dep / name).exists()
     assert not partial_path(om_dep / name).exists()  # nothing unverified is kept
@@ -137,11 +113,11 @@ def test_wrong_bytes_fail_naming_file_url_and_hashes(workspace: Path, upstream: 
     assert result.corrupt == ()
 
 
-def test_a_500_then_success_is_retried(workspace: Path, upstream: Upstream) -> None:
+def test_a_500_then_success_is_retried(cli: Cli, workspace: Path, upstream: Upstream) -> None:
     name = "om_pure-2.0-py3-none-any.whl"
     upstream.inject(name, fail_times(2, status=503))
-    code, _, err = run("fetch", "--spec", str(workspace / "mirror.toml"))
-    assert code == 0, err
+    result = cli("fetch", "--spec", str(workspace / "mirror.toml"))
+    assert result.exit_code == 0, result.stderr
     assert upstream.requests.paths("GET").count(f"/files/{name}") == 3
 
 
@@ -176,12 +152,12 @@ def _drop_once_then_serve_ranges(cut: int) -> tuple[object, list[str | None]]:
     return fault, ranges
 
 
-def test_connection_dropped_mid_file_resumes_with_range(workspace: Path, upstream: Upstream) -> None:
+def test_connection_dropped_mid_file_resumes_with_range(cli: Cli, workspace: Path, upstream: Upstream) -> None:
     name = "om_native-1.0-cp311-cp311-win_amd64.whl"
     fault, ranges = _drop_once_then_serve_ranges(100)
     upstream.inject(name, fault)
-    code, _, err = run("fetch", "--spec", str(workspace / "mirror.toml"))
-    assert code == 0, err
+    result = cli("fetch", "--spec", str(workspace / "mirror.toml"))
+    assert result.exit_code == 0, result.stderr
     assert ranges == [None, "bytes=100-"]
     manifest = load_manifest(workspace / "lockfiles")
     assert check(manifest, workspace / "wheelhouse" / "files").corrupt == ()
@@ -200,30 +176,32 @@ def test_server_ignoring_range_restarts_the_file(workspace: Path, upstream: Upst
     assert not partial_path(dest).exists()
 
 
-def test_corrupt_file_found_by_check_and_replaced_by_fetch(workspace: Path) -> None:
-    assert run("fetch", "--spec", str(workspace / "mirror.toml"))[0] == 0
+def test_corrupt_file_found_by_check_and_replaced_by_fetch(cli: Cli, workspace: Path) -> None:
+    assert cli("fetch", "--spec", str(workspace / "mirror.toml")).exit_code == 0
     victim = workspace / "wheelhouse" / "files" / "om-dep" / "om_dep-1.0-py3-none-any.whl"
     victim.write_bytes(b"bit rot")
-    code, out, _ = run("check", "--spec", str(workspace / "mirror.toml"))
-    assert code == 1
-    assert any(line.startswith("corrupt  om_dep-1.0-py3-none-any.whl: sha256 ") for line in out.splitlines())
+    result = cli("check", "--spec", str(workspace / "mirror.toml"))
+    assert result.exit_code == 1
+    assert any(line.startswith("corrupt  om_dep-1.0-py3-none-any.whl: sha256 ") for line in result.stdout.splitlines())
     (workspace / "wheelhouse" / "files" / "om-pure" / "om_pure-2.0-py3-none-any.whl").unlink()
-    code, out, _ = run("check", "--spec", str(workspace / "mirror.toml"))
-    assert "missing  om_pure-2.0-py3-none-any.whl" in out.splitlines()
-    assert run("fetch", "--spec", str(workspace / "mirror.toml"))[0] == 0  # size/mtime changed: re-verified
-    code, out, _ = run("check", "--spec", str(workspace / "mirror.toml"))
-    assert code == 0
-    assert out.splitlines()[-1].endswith(" ok, 0 missing, 0 corrupt")
+    result = cli("check", "--spec", str(workspace / "mirror.toml"))
+    assert "missing  om_pure-2.0-py3-none-any.whl" in result.stdout.splitlines()
+    assert cli("fetch", "--spec", str(workspace / "mirror.toml")).exit_code == 0  # size/mtime changed: re-verified
+    result = cli("check", "--spec", str(workspace / "mirror.toml"))
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[-1].endswith(" ok, 0 missing, 0 corrupt")
 
 
-def test_fetch_without_a_lock_is_one_line(tmp_path: Path) -> None:
+def test_fetch_without_a_lock_is_one_line(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "mirror.toml").write_text('[[target]]\nplatform = "linux/amd64"\npython = "3.11"\n')
-    code, _, err = run("fetch", "--spec", str(tmp_path / "mirror.toml"))
-    assert code == 1
-    assert err == f"error: {tmp_path / 'lockfiles' / 'mirror.lock.json'}: no such file; run 'mirror lock' first\n"
+    result = cli("fetch", "--spec", str(tmp_path / "mirror.toml"))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: {tmp_path / 'lockfiles' / 'mirror.lock.json'}: no such file; run 'mirror lock' first\n"
+    )
 
 
-def test_kill_mid_run_then_clean_rerun(workspace: Path, upstream: Upstream) -> None:
+def test_kill_mid_run_then_clean_rerun(cli: Cli, workspace: Path, upstream: Upstream) -> None:
     """kill -9 while a file is half-written: nothing unverified under a final name; a re-run completes."""
     name = "om_native-1.0-cp311-cp311-win_amd64.whl"
     started = threading.Event()
@@ -262,8 +240,8 @@ def test_kill_mid_run_then_clean_rerun(workspace: Path, upstream: Upstream) -> N
         assert check(manifest, files_dir).corrupt == (), relpath
     assert not (files_dir / "om-native" / name).exists()
     upstream.reset()
-    code, _, err = run("fetch", "--spec", str(workspace / "mirror.toml"))
-    assert code == 0, err
+    rerun = cli("fetch", "--spec", str(workspace / "mirror.toml"))
+    assert rerun.exit_code == 0, rerun.stderr
     result = check(manifest, files_dir)
     assert (result.missing, result.corrupt) == ((), ())
     assert [p for p in files_on_disk(files_dir) if p.endswith(".part")] == []

@@ -7,22 +7,21 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from mirror.cli import main
 from mirror.interpreters import discover, interpreter_for
 from mirror.targets import Target
+from tests.fixtures.env import Cli
 
 pytestmark = pytest.mark.network
 
 
-def test_sync_real_packages_for_two_targets(tmp_path: Path) -> None:
+def test_sync_real_packages_for_two_targets(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "mirror.toml").write_text(
         '[[target]]\nplatform = "linux/amd64"\npython = "3.11"\n\n'
         '[[target]]\nplatform = "linux/arm64"\npython = "3.12"\n\n'
         '[sources]\npackages = ["requests", "docopt==0.6.2", "setuptools"]\n'
     )
-    result = CliRunner().invoke(main, ["sync", "--spec", str(tmp_path / "mirror.toml")])
+    result = cli("sync", "--spec", str(tmp_path / "mirror.toml"))
     assert result.exit_code == 0, result.stderr
     manifest = json.loads((tmp_path / "lockfiles" / "mirror.lock.json").read_text())
     files_dir = tmp_path / "wheelhouse" / "files"
@@ -36,7 +35,7 @@ def test_sync_real_packages_for_two_targets(tmp_path: Path) -> None:
     buildable = any(interpreter_for(Target.create(p, v), discover()) for p, v in
                     (("linux/amd64", "3.11"), ("linux/arm64", "3.12")))
     assert built == (["docopt-0.6.2-py2.py3-none-any.whl"] if buildable else [])
-    again = CliRunner().invoke(main, ["fetch", "--spec", str(tmp_path / "mirror.toml")])
+    again = cli("fetch", "--spec", str(tmp_path / "mirror.toml"))
     assert again.exit_code == 0
     assert next(line for line in again.stdout.splitlines() if line.startswith("downloaded ")).startswith(
         "downloaded 0 files (0 B)"

@@ -10,29 +10,21 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from mirror.cli import main
 from mirror.index import extract_metadata, write_index
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
 from mirror.workspace import Workspace
-from tests.upstream import Upstream, isolated_env, pip_command, synced_workspace
+from tests.fixtures.env import Cli, isolated_env, pip_command, synced_workspace
+from tests.fixtures.server import Upstream
 
 HOST = host_target()
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
 @pytest.fixture
 def synced(upstream: Upstream, tmp_path: Path) -> Path:
-    synced_workspace(
-        tmp_path, upstream, ["om-pure==2.0", "om-native", "om-sdistonly"], extra_targets=[("windows/amd64", "3.11")]
-    )
-    return tmp_path
+    targets = [(HOST.platform, HOST.python), ("windows/amd64", "3.11")]
+    return synced_workspace(tmp_path, upstream, ["om-pure==2.0", "om-native", "om-sdistonly"], targets=targets)
 
 
 def test_tree_layout_and_root(synced: Path) -> None:
@@ -103,19 +95,19 @@ def test_rerun_rewrites_nothing_and_output_is_deterministic(synced: Path) -> Non
     assert {p: p.read_bytes() for p in simple.rglob("*") if p.is_file()} == before
 
 
-def test_unverified_file_is_not_indexed(synced: Path) -> None:
+def test_unverified_file_is_not_indexed(cli: Cli, synced: Path) -> None:
     victim = synced / "wheelhouse" / "files" / "om-dep" / "om_dep-1.0-py3-none-any.whl"
     victim.write_bytes(b"tampered")
-    code, _, err = run("index", "--spec", str(synced / "mirror.toml"))
-    assert code == 0
-    assert "not indexed (missing or unverified; run mirror fetch): om_dep-1.0-py3-none-any.whl" in err
+    result = cli("index", "--spec", str(synced / "mirror.toml"))
+    assert result.exit_code == 0
+    assert "not indexed (missing or unverified; run mirror fetch): om_dep-1.0-py3-none-any.whl" in result.stderr
     # om-dep had only that file: its page is gone, and the root no longer lists it
     assert not (synced / "wheelhouse" / "simple" / "om-dep" / "index.json").exists()
     root = json.loads((synced / "wheelhouse" / "simple" / "index.json").read_text())
     assert {"name": "om-dep"} not in root["projects"]
 
 
-def test_a_killed_run_leaves_temporaries_the_next_run_removes(synced: Path) -> None:
+def test_a_killed_run_leaves_temporaries_the_next_run_removes(cli: Cli, synced: Path) -> None:
     wheelhouse = synced / "wheelhouse"
     # what a run killed between its first staged write and its commit leaves behind
     (wheelhouse / "simple" / ".writing").touch()
@@ -127,21 +119,21 @@ def test_a_killed_run_leaves_temporaries_the_next_run_removes(synced: Path) -> N
     ]
     for path in left:
         path.write_bytes(b"half")
-    code, _, err = run("index", "--spec", str(synced / "mirror.toml"))
-    assert code == 0, err
+    result = cli("index", "--spec", str(synced / "mirror.toml"))
+    assert result.exit_code == 0, result.stderr
     assert [p for p in left if p.exists()] == []
     assert not (wheelhouse / "simple" / ".writing").exists()
     assert sorted(p.name for p in wheelhouse.rglob(".*") if p.is_file()) == [".state.json", ".verified.json"]
 
 
-def test_metadata_hashes_are_remembered_and_a_changed_file_is_read_again(synced: Path) -> None:
+def test_metadata_hashes_are_remembered_and_a_changed_file_is_read_again(cli: Cli, synced: Path) -> None:
     wheelhouse = synced / "wheelhouse"
     state = json.loads((wheelhouse / "simple" / ".state.json").read_text())
     relpath = "om-dep/om_dep-1.0-py3-none-any.whl"
     metadata = wheelhouse / "files" / (relpath + ".metadata")
     assert state["metadata"][relpath][4] == hashlib.sha256(metadata.read_bytes()).hexdigest()
     metadata.write_bytes(metadata.read_bytes() + b"Summary: edited by hand\n")  # newer than the wheel: kept, hashed
-    assert run("index", "--spec", str(synced / "mirror.toml"))[0] == 0
+    assert cli("index", "--spec", str(synced / "mirror.toml")).exit_code == 0
     page = json.loads((wheelhouse / "simple" / "om-dep" / "index.json").read_text())
     assert page["files"][0]["core-metadata"] == {"sha256": hashlib.sha256(metadata.read_bytes()).hexdigest()}
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from mirror.serve import JSON_V1
-from tests.upstream import Upstream, free_port, synced_workspace
+from tests.fixtures.env import synced_workspace
+from tests.fixtures.server import Upstream, free_port
 
 REQUESTS = 10_000
 CONNECTIONS = 64

@@ -8,15 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from packaging.pylock import Pylock
 
-from mirror.cli import main
 from mirror.errors import MirrorError
 from mirror.lock import choose_files
 from mirror.simple import DistFile, classify
 from mirror.targets import Target, host_target
-from tests.upstream import NATIVE_TAGS, Upstream, isolated_env, pip_command
+from tests.fixtures.dists import NATIVE_TAGS
+from tests.fixtures.env import Cli, MakeWorkspace, isolated_env, pip_command, synced_workspace
+from tests.fixtures.server import Upstream
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,38 +24,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 HOST = host_target()
-TARGETS = """
-[[target]]
-platform = "linux/amd64"
-python = "3.11"
-
-[[target]]
-platform = "linux/arm64"
-python = "3.12"
-
-[[target]]
-platform = "windows/amd64"
-python = "3.11"
-
-[[target]]
-platform = "linux/amd64/musl"
-python = "3.12"
-"""
-
-
-def write_spec(directory: Path, upstream: Upstream, *, packages: list[str], targets: str = TARGETS,
-               extra: str = "") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    spec = directory / "mirror.toml"
-    spec.write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n{targets}\n[sources]\npackages = {json.dumps(packages)}\n{extra}'
-    )
-    return spec
-
-
-def lock(spec: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["lock", "--spec", str(spec), *args])
-    return result.exit_code, result.stdout, result.stderr
+TARGETS = [("linux/amd64", "3.11"), ("linux/arm64", "3.12"), ("windows/amd64", "3.11"), ("linux/amd64/musl", "3.12")]
+AMD64 = TARGETS[:1]
 
 
 def pins(text: str) -> dict[str, str]:
@@ -81,11 +51,8 @@ def hashes(text: str, name: str) -> list[str]:
 @pytest.fixture(scope="module")
 def locked(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One workspace locked for four targets; the tests below read its outputs."""
-    work = tmp_path_factory.mktemp("locked")
-    spec = write_spec(work, upstream, packages=["om-pure==2.0", "om-native", "om-sdistonly"])
-    code, _, err = lock(spec)
-    assert code == 0, err
-    return work
+    packages = ["om-pure==2.0", "om-native", "om-sdistonly"]
+    return synced_workspace(tmp_path_factory.mktemp("locked"), upstream, packages, targets=TARGETS, command="lock")
 
 
 def test_marker_gated_dependency_only_on_windows(locked: Path) -> None:
@@ -164,18 +131,19 @@ def test_pylock_is_valid_pep_751(locked: Path) -> None:
         assert by_name["om-dep"].wheels and by_name["om-dep"].wheels[0].hashes["sha256"]
 
 
-def test_relock_changes_nothing(locked: Path) -> None:
+def test_relock_changes_nothing(cli: Cli, locked: Path) -> None:
     before = {p.name: p.read_text() for p in (locked / "lockfiles").iterdir()}
-    code, out, _ = lock(locked / "mirror.toml")
-    assert code == 0
-    assert out.splitlines()[-1] == f"lockfiles in {locked / 'lockfiles'} are up to date"
+    result = cli("lock", "--spec", str(locked / "mirror.toml"))
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[-1] == f"lockfiles in {locked / 'lockfiles'} are up to date"
     assert {p.name: p.read_text() for p in (locked / "lockfiles").iterdir()} == before
 
 
-def test_pip_installs_the_host_lock_with_require_hashes(upstream: Upstream, tmp_path: Path) -> None:
-    targets = f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
-    spec = write_spec(tmp_path / "ws", upstream, packages=["om-pure==2.0", "om-native"], targets=targets)
-    assert lock(spec)[0] == 0
+def test_pip_installs_the_host_lock_with_require_hashes(
+    cli: Cli, make_workspace: MakeWorkspace, upstream: Upstream, tmp_path: Path
+) -> None:
+    spec = make_workspace(["om-pure==2.0", "om-native"]) / "mirror.toml"
+    assert cli("lock", "--spec", str(spec)).exit_code == 0
     home = tmp_path / "home"
     home.mkdir()
     done = subprocess.run(
@@ -192,18 +160,16 @@ def test_pip_installs_the_host_lock_with_require_hashes(upstream: Upstream, tmp_
     ]
 
 
-def test_setup_requires_and_project_build_system_are_locked(upstream: Upstream, tmp_path: Path) -> None:
-    work = tmp_path / "ws"
+def test_setup_requires_and_project_build_system_are_locked(cli: Cli, make_workspace: MakeWorkspace) -> None:
+    work = make_workspace(["om-setupreq"], targets=AMD64, extra='projects = ["app"]\n')
     app = work / "app"
-    app.mkdir(parents=True)
+    app.mkdir()
     (app / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["setuptools>=45", "wheel"]\nbuild-backend = "setuptools.build_meta"\n\n'
         '[project]\nname = "app"\nversion = "1.0"\ndependencies = ["om-dep"]\n'
     )
-    spec = write_spec(work, upstream, packages=["om-setupreq"], targets=TARGETS.split("[[target]]")[0]
-                      + "[[target]]" + TARGETS.split("[[target]]")[1], extra='projects = ["app"]\n')
-    code, _, err = lock(spec)
-    assert code == 0, err
+    result = cli("lock", "--spec", str(work / "mirror.toml"))
+    assert result.exit_code == 0, result.stderr
     manifest = json.loads((work / "lockfiles" / "mirror.lock.json").read_text())
     builds = {b["for"]: b for b in manifest["targets"]["linux-amd64-cp311"]["builds"]}
     assert [p.split("==")[0] for p in builds["om_setupreq-1.0.tar.gz"]["pins"]] == [
@@ -213,11 +179,11 @@ def test_setup_requires_and_project_build_system_are_locked(upstream: Upstream, 
     assert "app" not in runtime and runtime["om-dep"] == "1.0"
 
 
-def test_sdist_policy_never_names_package_target_and_files(upstream: Upstream, tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, upstream, packages=["om-native"], extra='[policy]\nsdists = "never"\n')
-    code, _, err = lock(spec)
-    assert code == 1
-    assert err.splitlines()[-1] == (
+def test_sdist_policy_never_names_package_target_and_files(cli: Cli, make_workspace: MakeWorkspace) -> None:
+    work = make_workspace(["om-native"], targets=TARGETS, extra='[policy]\nsdists = "never"\n')
+    result = cli("lock", "--spec", str(work / "mirror.toml"))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
         "error: om-native 1.0 for linux-arm64-cp312: no wheel fits the target and policy.sdists is 'never';"
         " files: om_native-1.0-cp311-cp311-macosx_11_0_arm64.whl,"
         " om_native-1.0-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl,"
@@ -226,75 +192,72 @@ def test_sdist_policy_never_names_package_target_and_files(upstream: Upstream, t
         " om_native-1.0-cp312-cp312-manylinux_2_28_x86_64.whl,"
         " om_native-1.0-cp38-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl, om_native-1.0.tar.gz"
     )
-    assert not (tmp_path / "lockfiles").exists()
+    assert not (work / "lockfiles").exists()
 
 
-def test_sdist_policy_always_keeps_sdists_next_to_wheels(upstream: Upstream, tmp_path: Path) -> None:
-    targets = '[[target]]\nplatform = "linux/amd64"\npython = "3.11"\n'
-    spec = write_spec(tmp_path, upstream, packages=["om-pure==1.0"], targets=targets,
-                      extra='[policy]\nsdists = "always"\n')
-    assert lock(spec)[0] == 0
-    manifest = json.loads((tmp_path / "lockfiles" / "mirror.lock.json").read_text())
+def test_sdist_policy_always_keeps_sdists_next_to_wheels(cli: Cli, make_workspace: MakeWorkspace) -> None:
+    work = make_workspace(["om-pure==1.0"], targets=AMD64, extra='[policy]\nsdists = "always"\n')
+    assert cli("lock", "--spec", str(work / "mirror.toml")).exit_code == 0
+    manifest = json.loads((work / "lockfiles" / "mirror.lock.json").read_text())
     (package,) = [p for p in manifest["targets"]["linux-amd64-cp311"]["packages"] if p["name"] == "om-pure"]
     assert package["files"] == ["om_pure-1.0-py3-none-any.whl", "om_pure-1.0.tar.gz"]
-    assert len(hashes((tmp_path / "lockfiles" / "linux-amd64-cp311.txt").read_text(), "om-pure")) == 2
+    assert len(hashes((work / "lockfiles" / "linux-amd64-cp311.txt").read_text(), "om-pure")) == 2
     # the sdist is kept, so its build closure is locked too
     assert [b["for"] for b in manifest["targets"]["linux-amd64-cp311"]["builds"]] == ["om_pure-1.0.tar.gz"]
 
 
-def test_unknown_package_is_one_line_and_leaves_previous_locks(upstream: Upstream, tmp_path: Path) -> None:
-    targets = '[[target]]\nplatform = "linux/amd64"\npython = "3.11"\n'
-    spec = write_spec(tmp_path, upstream, packages=["om-dep"], targets=targets)
-    assert lock(spec)[0] == 0
-    before = (tmp_path / "lockfiles" / "linux-amd64-cp311.txt").read_text()
-    write_spec(tmp_path, upstream, packages=["om-dep", "om-nonexistent"], targets=targets)
-    code, _, err = lock(spec)
-    assert code == 1
-    last = err.splitlines()[-1]
+def test_unknown_package_is_one_line_and_leaves_previous_locks(cli: Cli, make_workspace: MakeWorkspace) -> None:
+    work = make_workspace(["om-dep"], targets=AMD64)
+    spec = work / "mirror.toml"
+    assert cli("lock", "--spec", str(spec)).exit_code == 0
+    before = (work / "lockfiles" / "linux-amd64-cp311.txt").read_text()
+    make_workspace(["om-dep", "om-nonexistent"], targets=AMD64, directory=work)
+    result = cli("lock", "--spec", str(spec))
+    assert result.exit_code == 1
+    last = result.stderr.splitlines()[-1]
     assert last.startswith("error: linux-amd64-cp311: uv could not resolve: ")
     assert "om-nonexistent" in last
-    assert (tmp_path / "lockfiles" / "linux-amd64-cp311.txt").read_text() == before
+    assert (work / "lockfiles" / "linux-amd64-cp311.txt").read_text() == before
 
 
-def test_upgrade_package_moves_a_pin(upstream: Upstream, tmp_path: Path) -> None:
-    targets = '[[target]]\nplatform = "linux/amd64"\npython = "3.11"\n'
-    spec = write_spec(tmp_path, upstream, packages=["om-pure<2"], targets=targets)
-    assert lock(spec)[0] == 0
-    runtime = tmp_path / "lockfiles" / "linux-amd64-cp311.txt"
+def test_upgrade_package_moves_a_pin(cli: Cli, make_workspace: MakeWorkspace) -> None:
+    work = make_workspace(["om-pure<2"], targets=AMD64)
+    spec = work / "mirror.toml"
+    assert cli("lock", "--spec", str(spec)).exit_code == 0
+    runtime = work / "lockfiles" / "linux-amd64-cp311.txt"
     assert pins(runtime.read_text())["om-pure"] == "1.0"
-    write_spec(tmp_path, upstream, packages=["om-pure"], targets=targets)
-    assert lock(spec)[0] == 0
+    make_workspace(["om-pure"], targets=AMD64, directory=work)
+    assert cli("lock", "--spec", str(spec)).exit_code == 0
     assert pins(runtime.read_text())["om-pure"] == "1.0"  # the previous pin is kept
-    assert lock(spec, "--upgrade-package", "om-pure")[0] == 0
+    assert cli("lock", "--spec", str(spec), "--upgrade-package", "om-pure").exit_code == 0
     assert pins(runtime.read_text())["om-pure"] == "2.0"
 
 
-def test_pip_tools_refuses_a_foreign_target(upstream: Upstream, tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, upstream, packages=["om-dep"])
-    code, _, err = lock(spec, "--resolver", "pip-tools")
-    assert code == 1
-    assert "--resolver pip-tools resolves only for this host" in err.splitlines()[-1]
-    assert "use the default uv resolver for other targets" in err
+def test_pip_tools_refuses_a_foreign_target(cli: Cli, make_workspace: MakeWorkspace) -> None:
+    work = make_workspace(["om-dep"], targets=TARGETS)
+    result = cli("lock", "--spec", str(work / "mirror.toml"), "--resolver", "pip-tools")
+    assert result.exit_code == 1
+    assert "--resolver pip-tools resolves only for this host" in result.stderr.splitlines()[-1]
+    assert "use the default uv resolver for other targets" in result.stderr
 
 
-def test_pip_tools_resolves_the_host(upstream: Upstream, tmp_path: Path) -> None:
-    targets = f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
-    spec = write_spec(tmp_path, upstream, packages=["om-pure==2.0"], targets=targets)
-    code, _, err = lock(spec, "--resolver", "pip-tools")
-    assert code == 0, err
-    text = (tmp_path / "lockfiles" / f"{HOST.name}.txt").read_text()
+def test_pip_tools_resolves_the_host(cli: Cli, make_workspace: MakeWorkspace) -> None:
+    work = make_workspace(["om-pure==2.0"])
+    result = cli("lock", "--spec", str(work / "mirror.toml"), "--resolver", "pip-tools")
+    assert result.exit_code == 0, result.stderr
+    text = (work / "lockfiles" / f"{HOST.name}.txt").read_text()
     assert pins(text) == {"om-dep": "1.0", "om-pure": "2.0"}
     assert "resolved by pip-tools from" in text
 
 
-def test_unreachable_upstream(tmp_path: Path) -> None:
+def test_unreachable_upstream(cli: Cli, tmp_path: Path) -> None:
     spec = tmp_path / "mirror.toml"
     spec.write_text('[mirror]\nupstream = "http://127.0.0.1:9/simple"\n[[target]]\nplatform = "linux/amd64"\n'
                     'python = "3.11"\n[sources]\npackages = ["om-dep"]\n')
-    code, _, err = lock(spec)
-    assert code == 1
-    assert err.splitlines()[-1].startswith("error: ")
-    assert "127.0.0.1:9" in err.splitlines()[-1]
+    result = cli("lock", "--spec", str(spec))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1].startswith("error: ")
+    assert "127.0.0.1:9" in result.stderr.splitlines()[-1]
 
 
 def dist(filename: str, *, yanked: bool = False, requires_python: str | None = None) -> DistFile:
@@ -336,8 +299,10 @@ def test_choose_files_skips_yanked_and_wrong_requires_python() -> None:
         choose_files(only_yanked, name="a", version="2.0", target=target, policy="when-needed")
 
 
-def test_conflicting_build_versions_are_all_kept(make_upstream: object, tmp_path: Path) -> None:
-    from tests.upstream import BackendSdist, Release
+def test_conflicting_build_versions_are_all_kept(
+    cli: Cli, make_upstream: object, make_workspace: MakeWorkspace
+) -> None:
+    from tests.fixtures.dists import BackendSdist, Release
 
     releases = [
         Release(name="om-backend", version="1.0"),
@@ -347,18 +312,17 @@ def test_conflicting_build_versions_are_all_kept(make_upstream: object, tmp_path
     ]
     # om_backend.py ships in every om-backend wheel the fixture builds, so both versions are real backends
     up = make_upstream(releases)  # type: ignore[operator]
-    targets = '[[target]]\nplatform = "linux/amd64"\npython = "3.11"\n'
-    spec = write_spec(tmp_path, up, packages=["om-old", "om-new"], targets=targets)
-    code, _, err = lock(spec)
-    assert code == 0, err
-    manifest = json.loads((tmp_path / "lockfiles" / "mirror.lock.json").read_text())
+    work = make_workspace(["om-old", "om-new"], targets=AMD64, upstream=up)
+    result = cli("lock", "--spec", str(work / "mirror.toml"))
+    assert result.exit_code == 0, result.stderr
+    manifest = json.loads((work / "lockfiles" / "mirror.lock.json").read_text())
     builds = {b["for"]: b["pins"] for b in manifest["targets"]["linux-amd64-cp311"]["builds"]}
     assert builds == {"om_new-1.0.tar.gz": ["om-backend==2.0"], "om_old-1.0.tar.gz": ["om-backend==1.0"]}
     build_packages = [(p["name"], p["version"], p["needed_by"]) for p in manifest["targets"]["linux-amd64-cp311"]
                       ["packages"] if p["role"] == "build"]
     assert build_packages == [("om-backend", "1.0", ["om_old-1.0.tar.gz"]),
                               ("om-backend", "2.0", ["om_new-1.0.tar.gz"])]
-    text = (tmp_path / "lockfiles" / "linux-amd64-cp311.build.txt").read_text()
+    text = (work / "lockfiles" / "linux-amd64-cp311.build.txt").read_text()
     assert "# NOT CONSISTENT: builds need different versions of om-backend;" in text
     assert "\n# om-backend==1.0 \\\n#   --hash=sha256:" in text  # the older one is commented out
     assert "\nom-backend==2.0 \\\n    --hash=sha256:" in text

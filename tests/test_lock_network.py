@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from mirror.cli import main
+from tests.fixtures.env import Cli
 
 pytestmark = pytest.mark.network
 
 
-def test_lock_real_packages_for_two_targets(tmp_path: Path) -> None:
+def test_lock_real_packages_for_two_targets(cli: Cli, tmp_path: Path) -> None:
     app = tmp_path / "app"
     app.mkdir()
     (app / "pyproject.toml").write_text(
@@ -25,7 +24,7 @@ def test_lock_real_packages_for_two_targets(tmp_path: Path) -> None:
         '[[target]]\nplatform = "linux/arm64"\npython = "3.12"\n\n'
         '[sources]\npackages = ["requests", "docopt==0.6.2"]\nprojects = ["app"]\n'
     )
-    result = CliRunner().invoke(main, ["lock", "--spec", str(tmp_path / "mirror.toml")])
+    result = cli("lock", "--spec", str(tmp_path / "mirror.toml"))
     assert result.exit_code == 0, result.stderr
     lockfiles = tmp_path / "lockfiles"
     manifest = json.loads((lockfiles / "mirror.lock.json").read_text())

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 import uv
-from click.testing import CliRunner
 
-from mirror.cli import main
 from mirror.nginx import DEFAULT_LISTEN, NginxConfigError, render_nginx_config
 from mirror.targets import host_target
-from tests.upstream import Upstream, free_port, isolated_env, pip_command, synced_workspace
+from tests.fixtures.env import Cli, invoke, isolated_env, pip_command, synced_workspace
+from tests.fixtures.server import Upstream, free_port
 
 HOST = host_target()
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.access(p, os.X_OK)), None)
@@ -31,11 +30,6 @@ needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (
 JSON = "application/vnd.pypi.simple.v1+json"
 HTML = "text/html; charset=utf-8"
 INSTALLED = ["om_dep-1.0.dist-info", "om_native-1.0.dist-info", "om_pure-2.0.dist-info", "om_sdistonly-1.0.dist-info"]
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 # --- the renderer --------------------------------------------------------------------------------------------
@@ -147,10 +141,10 @@ def nginx(synced: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ng
     prefix = tmp_path_factory.mktemp("nginx")
     port = free_port()
     dropin = prefix / "offline-mirror.conf"
-    code, _, err = run(
+    result = invoke(
         "nginx-config", "--spec", str(synced / "mirror.toml"), "--listen", f"127.0.0.1:{port}", "-o", str(dropin)
     )
-    assert code == 0, err
+    assert result.exit_code == 0, result.stderr
     conf = _nginx_conf(prefix, dropin)
     process = subprocess.Popen(
         [NGINX, "-e", str(prefix / "error.log"), "-p", str(prefix), "-c", str(conf)],
@@ -402,29 +396,29 @@ def test_access_log_records_the_requests(nginx: Nginx) -> None:
 # --- the command ---------------------------------------------------------------------------------------------
 
 
-def test_cli_prints_the_config_for_the_spec_wheelhouse(tmp_path: Path) -> None:
+def test_cli_prints_the_config_for_the_spec_wheelhouse(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "mirror.toml").write_text(
         f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n[sources]\npackages = ["x"]\n'
     )
-    code, out, err = run("nginx-config", "--spec", str(tmp_path / "mirror.toml"))
-    assert code == 0
+    result = cli("nginx-config", "--spec", str(tmp_path / "mirror.toml"))
+    assert result.exit_code == 0
     wheelhouse = (tmp_path / "wheelhouse").resolve()
-    assert out == render_nginx_config(wheelhouse, listen="127.0.0.1:8080", server_name="_")
-    assert err == f"warning: {wheelhouse / 'simple' / 'index.html'} does not exist yet (run mirror index)\n"
+    assert result.stdout == render_nginx_config(wheelhouse, listen="127.0.0.1:8080", server_name="_")
+    assert result.stderr == f"warning: {wheelhouse / 'simple' / 'index.html'} does not exist yet (run mirror index)\n"
 
 
-def test_cli_writes_with_root_and_needs_no_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_writes_with_root_and_needs_no_spec(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "wh" / "simple").mkdir(parents=True)
     (tmp_path / "wh" / "simple" / "index.html").write_text("")
     monkeypatch.chdir(tmp_path)
-    code, out, err = run("nginx-config", "--root", "wh", "--listen", "80", "--server-name", "pypi.internal", "-o", "n.conf")
-    assert (code, out, err) == (0, "wrote n.conf\n", "")
+    result = cli("nginx-config", "--root", "wh", "--listen", "80", "--server-name", "pypi.internal", "-o", "n.conf")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "wrote n.conf\n", "")
     expected = render_nginx_config(tmp_path.resolve() / "wh", listen="80", server_name="pypi.internal")
     assert (tmp_path / "n.conf").read_text() == expected
 
 
-def test_cli_error_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
-    code, out, err = run("nginx-config", "--root", str(tmp_path), "--listen", "80;", "-o", str(tmp_path / "n.conf"))
-    assert (code, out) == (1, "")
-    assert err == "error: listen: '80;' is not [HOST:]PORT (e.g. 127.0.0.1:8080, [::1]:8080, 80)\n"
+def test_cli_error_is_one_line_and_writes_nothing(cli: Cli, tmp_path: Path) -> None:
+    result = cli("nginx-config", "--root", str(tmp_path), "--listen", "80;", "-o", str(tmp_path / "n.conf"))
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == "error: listen: '80;' is not [HOST:]PORT (e.g. 127.0.0.1:8080, [::1]:8080, 80)\n"
     assert not (tmp_path / "n.conf").exists()

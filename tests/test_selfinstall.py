@@ -19,7 +19,7 @@ import mirror
 from mirror import selfinstall
 from mirror.spec import parse_spec
 from mirror.targets import Target, host_target
-from tests.upstream import isolated_env
+from tests.fixtures.env import isolated_env
 
 
 def test_the_tool_wheel_is_a_valid_reproducible_wheel() -> None:

@@ -30,7 +30,8 @@ from mirror.serve import (
     serving,
 )
 from mirror.targets import host_target
-from tests.upstream import AccessLog, Upstream, http_request, isolated_env, pip_command, synced_workspace
+from tests.fixtures.env import isolated_env, pip_command, synced_workspace
+from tests.fixtures.server import AccessLog, Upstream, http_request
 
 HOST = host_target()
 SECRET = b"TOP-SECRET-outside-the-tree\n"

@@ -34,7 +34,9 @@ from mirror.sources import (
 )
 from mirror.spec import ProjectSource, Sources
 from mirror.targets import Target
-from tests.upstream import BackendSdist, Release, Upstream, isolated_env
+from tests.fixtures.dists import BackendSdist, Release
+from tests.fixtures.env import isolated_env
+from tests.fixtures.server import Upstream
 
 MakeUpstream = Callable[..., Upstream]
 

@@ -19,27 +19,20 @@ import pytest
 from packaging.tags import sys_tags
 from uv import find_uv_bin
 
-from tests.om_backend import om_backend
-from tests.upstream import (
+from tests.fixtures.dists import (
     DEFAULT_RELEASES,
-    HTML_V1,
-    JSON_V1,
     NATIVE_TAGS,
     BackendSdist,
     Catalog,
     FixtureError,
     Release,
-    Upstream,
     _pyproject,
-    drop_after,
-    fail_times,
-    http_request,
-    isolated_env,
-    negotiate,
-    pip_command,
     repack_installed,
-    wrong_bytes,
 )
+from tests.fixtures.env import isolated_env, pip_command
+from tests.fixtures.index import HTML_V1, JSON_V1, negotiate
+from tests.fixtures.server import Upstream, drop_after, fail_times, http_request, wrong_bytes
+from tests.om_backend import om_backend
 
 MakeUpstream = Callable[..., Upstream]
 PIP_ACCEPT = f"{JSON_V1}, {HTML_V1}; q=0.1, text/html; q=0.01"

@@ -8,23 +8,22 @@ import platform
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from uv import find_uv_bin
 
-from mirror.cli import main
 from mirror.errors import MirrorError
 from mirror.manifest import FileEntry
-from mirror.serve import AccessRecord, serving
+from mirror.serve import serving
 from mirror.sources import parse_uv_lock
 from mirror.sources.uvlock import RelocateError, mirror_root, relocate, unserved
 from mirror.targets import Target, host_target
-from tests.upstream import DEFAULT_RELEASES, BackendSdist, Release, Upstream, build_dists, isolated_env, serve_dir
+from tests.fixtures.dists import DEFAULT_RELEASES, BackendSdist, Release, build_dists
+from tests.fixtures.env import Cli, invoke, isolated_env
+from tests.fixtures.server import AccessLog, Upstream, serve_dir
 
 MakeUpstream = Callable[..., Upstream]
 HOST = host_target()
@@ -397,11 +396,6 @@ def sync_args(*extra: str) -> list[str]:
     return ["sync", "--frozen", "--no-cache", "--python", sys.executable, *extra]
 
 
-def cli(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Deployed:
     """Two uv projects locked against an upstream that is gone, and a workspace that mirrored their locks."""
@@ -440,29 +434,17 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
             f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
             f"[sources]\nuv-locks = {locks}\n[policy]\nbuild-wheels = false\n"
         )
-        code, _, err = cli("sync", "--spec", str(workspace / "mirror.toml"))
-        assert code == 0, err
+        result = invoke("sync", "--spec", str(workspace / "mirror.toml"))
+        assert result.exit_code == 0, result.stderr
         upstream_url = upstream.base_url
     files = workspace / "wheelhouse" / "files"
     held = frozenset(p.name for p in files.glob("*/*") if not p.name.endswith(".metadata"))
     return Deployed(root=root, workspace=workspace, upstream_url=upstream_url, held=held)
 
 
-class AccessLog:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.records: list[AccessRecord] = []
-
-    def __call__(self, record: AccessRecord) -> None:
-        with self._lock:
-            self.records.append(record)
-
-    def take(self) -> list[str]:
-        """``"GET /files/... 200"`` for each request since the last call, sorted."""
-        with self._lock:
-            lines = sorted(f"{r.method} {r.target} {r.status}" for r in self.records)
-            self.records.clear()
-        return lines
+def taken(access: AccessLog) -> list[str]:
+    """``"GET /files/... 200"`` for each request since the last call, sorted."""
+    return sorted(f"{r.method} {r.target} {r.status}" for r in access.take())
 
 
 @pytest.fixture
@@ -506,21 +488,21 @@ def test_without_relocation_frozen_sync_goes_to_the_locked_upstream_and_fails(
     result = uv(sync_args("--no-default-groups"), project, uv_env(tmp_path / "home"))
     assert result.returncode != 0
     assert f"Failed to fetch: {deployed.upstream_url}/files/om_" in result.stderr
-    assert mirror[1].take() == []  # index settings would not help either: --frozen uses the lock's URLs
+    assert taken(mirror[1]) == []  # index settings would not help either: --frozen uses the lock's URLs
 
 
 def test_relocated_lock_syncs_frozen_from_the_mirror_alone(
-    deployed: Deployed, mirror: tuple[str, AccessLog], tmp_path: Path
+    cli: Cli, deployed: Deployed, mirror: tuple[str, AccessLog], tmp_path: Path
 ) -> None:
     url, access = mirror
     project = deployed.project("app", tmp_path)
     lock = project / "uv.lock"
     original = lock.read_text()
-    code, out, err = cli("relocate-uv-lock", str(lock), "--url", url, "--spec", str(deployed.spec))
-    assert code == 0, err
+    relocation = cli("relocate-uv-lock", str(lock), "--url", url, "--spec", str(deployed.spec))
+    assert relocation.exit_code == 0, relocation.stderr
     kept = [f for f in locked_files(original) if f in deployed.held]
     dropped = len(locked_files(original)) - len(kept)
-    assert out == (
+    assert relocation.stdout == (
         f"wrote {lock}: 6 packages, {len(kept)} files at {url}simple\n"
         f"{dropped} locked files are outside the targets (not in the wheelhouse; dropped from the lock)\n"
     )
@@ -533,21 +515,21 @@ def test_relocated_lock_syncs_frozen_from_the_mirror_alone(
     result = uv(sync_args("--no-default-groups"), project, env)
     assert result.returncode == 0, result.stderr
     assert installed(result) == ["om-dep==1.0", "om-native==1.0", "om-pure==2.0"]
-    assert access.take() == gets([f for f in kept if f.startswith(("om_dep-", "om_native-", "om_pure-"))])
+    assert taken(access) == gets([f for f in kept if f.startswith(("om_dep-", "om_native-", "om_pure-"))])
 
     result = uv(sync_args("--no-default-groups", "--extra", "fast"), project, env)
     assert result.returncode == 0, result.stderr
     assert installed(result) == ["om-dynamic==1.0"]
-    assert access.take() == gets([f for f in kept if f.startswith("om_dynamic-")])
+    assert taken(access) == gets([f for f in kept if f.startswith("om_dynamic-")])
 
 
 def test_uv_run_without_the_sync_group_flags_installs_the_default_groups(
-    deployed: Deployed, mirror: tuple[str, AccessLog], tmp_path: Path
+    cli: Cli, deployed: Deployed, mirror: tuple[str, AccessLog], tmp_path: Path
 ) -> None:
     url, access = mirror
     project = deployed.project("app", tmp_path)
-    code, _, err = cli("relocate-uv-lock", str(project / "uv.lock"), "--url", url, "--spec", str(deployed.spec))
-    assert code == 0, err
+    relocation = cli("relocate-uv-lock", str(project / "uv.lock"), "--url", url, "--spec", str(deployed.spec))
+    assert relocation.exit_code == 0, relocation.stderr
     env = uv_env(tmp_path / "home", UV_CACHE_DIR=str(tmp_path / "uv-cache"))
     assert uv(sync_args("--no-default-groups"), project, env).returncode == 0
     access.take()
@@ -559,20 +541,20 @@ def test_uv_run_without_the_sync_group_flags_installs_the_default_groups(
         same = uv([run[0], *flags, *run[1:]], project, {**env, **extra_env})
         assert same.returncode == 0, same.stderr
         assert same.stderr == ""
-        assert access.take() == []
+        assert taken(access) == []
     other = uv(["run", "--frozen", "python", "-c", "import om_setuphelper"], project, env)
     assert other.returncode == 0, other.stderr
     assert "Installed 1 package" in other.stderr
-    assert access.take() == gets([f for f in deployed.held if f.startswith("om_setuphelper-")])
+    assert taken(access) == gets([f for f in deployed.held if f.startswith("om_setuphelper-")])
 
 
 def test_a_built_project_also_needs_the_mirror_as_its_index(
-    deployed: Deployed, mirror: tuple[str, AccessLog], tmp_path: Path
+    cli: Cli, deployed: Deployed, mirror: tuple[str, AccessLog], tmp_path: Path
 ) -> None:
     url, access = mirror
     project = deployed.project("built", tmp_path)
-    code, _, err = cli("relocate-uv-lock", str(project / "uv.lock"), "--url", url, "--spec", str(deployed.spec))
-    assert code == 0, err
+    relocation = cli("relocate-uv-lock", str(project / "uv.lock"), "--url", url, "--spec", str(deployed.spec))
+    assert relocation.exit_code == 0, relocation.stderr
     args = sync_args("--no-default-groups", "--no-editable")
     alone = uv(args, project, uv_env(tmp_path / "home"))
     assert alone.returncode != 0
@@ -587,7 +569,7 @@ def test_a_built_project_also_needs_the_mirror_as_its_index(
         "om-pure==2.0",
     ]
     backend = [f for f in deployed.held if f.startswith("om_backend-")]
-    assert [line for line in access.take() if "om-backend" in line] == [
+    assert [line for line in taken(access) if "om-backend" in line] == [
         *gets(backend),
         f"GET /files/om-backend/{backend[0]}.metadata 200",
         "GET /simple/om-backend/ 200",
@@ -595,19 +577,19 @@ def test_a_built_project_also_needs_the_mirror_as_its_index(
 
 
 def test_refuses_when_a_package_a_target_installs_has_no_file_in_the_wheelhouse(
-    deployed: Deployed, tmp_path: Path
+    cli: Cli, deployed: Deployed, tmp_path: Path
 ) -> None:
     workspace = Path(shutil.copytree(deployed.workspace, tmp_path / "workspace"))
     (workspace / "wheelhouse" / "files" / "om-pure" / "om_pure-2.0-py3-none-any.whl").unlink()
     project = deployed.project("app", tmp_path)
     before = (project / "uv.lock").read_bytes()
     out = tmp_path / "relocated.lock"
-    code, stdout, err = cli(
+    result = cli(
         "relocate-uv-lock", str(project / "uv.lock"), "--url", "http://mirror.internal:3141/",
         "--spec", str(workspace / "mirror.toml"), "-o", str(out),
     )  # fmt: skip
-    assert (code, stdout) == (1, "")
-    assert err == (
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
         f"error: {project / 'uv.lock'}: 1 package that the targets install has no locked file in the wheelhouse:"
         f" om-pure 2.0 [{Target.create(HOST.platform, HOST.python).name}];"
         " add it to [sources] uv-locks and run 'mirror sync'\n"
@@ -623,7 +605,7 @@ GLIBC = platform.libc_ver()[1] if sys.platform == "linux" else ""
 @pytest.mark.skipif(
     not GLIBC_ARCH or not GLIBC or tuple(map(int, GLIBC.split(".")[:2])) < (2, 28), reason="needs glibc >= 2.28 Linux"
 )
-def test_uv_chooses_among_the_files_the_mirror_holds(make_upstream: MakeUpstream, tmp_path: Path) -> None:
+def test_uv_chooses_among_the_files_the_mirror_holds(cli: Cli, make_upstream: MakeUpstream, tmp_path: Path) -> None:
     """The target's glibc floor is 2.17, this host is newer: uv prefers the manylinux_2_28 wheel the mirror lacks."""
     tags = [f"py3-none-manylinux_2_{v}_{GLIBC_ARCH}" for v in (17, 28)]
     old, new = (f"om_glibc-1.0-{tag}.whl" for tag in tags)
@@ -640,22 +622,22 @@ def test_uv_chooses_among_the_files_the_mirror_holds(make_upstream: MakeUpstream
         f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\nglibc = "2.17"\n'
         f'[sources]\nuv-locks = ["app/uv.lock"]\n[policy]\nbuild-wheels = false\n'
     )
-    code, _, err = cli("sync", "--spec", str(tmp_path / "mirror.toml"))
-    assert code == 0, err
+    synced = cli("sync", "--spec", str(tmp_path / "mirror.toml"))
+    assert synced.exit_code == 0, synced.stderr
     assert sorted(p.name for p in (tmp_path / "wheelhouse" / "files" / "om-glibc").glob("*.whl")) == [old]
     upstream.close()
 
     access = AccessLog()
     with serving(tmp_path / "wheelhouse", access_log=access) as server:
-        code, out, err = cli(
+        relocation = cli(
             "relocate-uv-lock", str(project / "uv.lock"), "--url", server.url, "--spec", str(tmp_path / "mirror.toml")
         )
-        assert code == 0, err
-        assert out.endswith("2 locked files are outside the targets (not in the wheelhouse; dropped from the lock)\n")
+        assert relocation.exit_code == 0, relocation.stderr
+        assert relocation.stdout.endswith("2 locked files are outside the targets (not in the wheelhouse; dropped from the lock)\n")
         relocated = (project / "uv.lock").read_text()
         result = uv(sync_args(), project, env)
         assert result.returncode == 0, result.stderr
-        assert access.take() == [f"GET /files/om-glibc/{old} 200"]
+        assert taken(access) == [f"GET /files/om-glibc/{old} 200"]
 
         # Had the lock kept the file the mirror lacks (at a mirror URL), uv would have asked for it.
         kept_line = next(line for line in relocated.splitlines() if old in line)
@@ -664,4 +646,4 @@ def test_uv_chooses_among_the_files_the_mirror_holds(make_upstream: MakeUpstream
         shutil.rmtree(project / ".venv")
         result = uv(sync_args(), project, env)
         assert result.returncode != 0
-        assert access.take() == [f"GET /files/om-glibc/{new} 404"]
+        assert taken(access) == [f"GET /files/om-glibc/{new} 404"]

@@ -10,11 +10,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from uv import find_uv_bin
 
 from mirror._verified import RECORD
-from mirror.cli import main
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
 from mirror.verify import (
@@ -27,7 +25,8 @@ from mirror.verify import (
     run_isolated,
     static_steps,
 )
-from tests.upstream import Upstream, isolated_env, synced_workspace
+from tests.fixtures.env import Cli, MakeWorkspace, invoke, isolated_env, synced_workspace
+from tests.fixtures.server import Upstream
 
 HOST = host_target()
 FOREIGN = "windows-amd64-cp311"
@@ -46,18 +45,13 @@ needs_namespace = pytest.mark.skipif(
 )
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
 @pytest.fixture(scope="module")
 def workspace(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = synced_workspace(
         tmp_path_factory.mktemp("verify-workspace"),
         upstream,
         ["om-pure==2.0", "om-sdistonly"],
-        extra_targets=[("windows/amd64", "3.11")],
+        targets=[(HOST.platform, HOST.python), ("windows/amd64", "3.11")],
     )
     return root
 
@@ -68,9 +62,9 @@ def copy_workspace(workspace: Path, into: Path) -> Path:
 
 
 def verify_json(spec: Path, *args: str) -> tuple[int, dict[str, object]]:
-    code, out, err = run("verify", "--spec", str(spec), "--json", *args)
-    assert out, err
-    return code, json.loads(out)
+    result = invoke("verify", "--spec", str(spec), "--json", *args)
+    assert result.stdout, result.stderr
+    return result.exit_code, json.loads(result.stdout)
 
 
 def cells(data: dict[str, object]) -> dict[tuple[str, str], bool]:
@@ -105,16 +99,14 @@ def test_complete_mirror_passes_every_step(workspace: Path) -> None:
 
 
 @needs_namespace
-def test_table_output_and_project(workspace: Path, tmp_path: Path) -> None:
+def test_table_output_and_project(cli: Cli, workspace: Path, tmp_path: Path) -> None:
     # a project whose build-system (om-backend, with static and dynamic requirements) comes from the mirror
     with tarfile.open(workspace / "wheelhouse" / "files" / "om-sdistonly" / "om_sdistonly-1.0.tar.gz") as sdist:
         sdist.extractall(tmp_path, filter="data")
     project = tmp_path / "om_sdistonly-1.0"
-    code, out, err = run(
-        "verify", "--spec", str(workspace / "mirror.toml"), "--target", HOST.name, "--project", str(project)
-    )
-    assert code == 0, out + err
-    lines = out.splitlines()
+    result = cli("verify", "--spec", str(workspace / "mirror.toml"), "--target", HOST.name, "--project", str(project))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
     assert lines[0].startswith("isolation: ✓ no route out (connect 192.0.2.1:80: ")
     assert lines[1].split() == ["step", HOST.name]
     assert [line.split() for line in lines[2:10]] == [
@@ -146,7 +138,9 @@ package = false
 
 
 @needs_namespace
-def test_project_with_a_uv_lock_syncs_frozen_from_the_relocated_lock(upstream: Upstream, tmp_path: Path) -> None:
+def test_project_with_a_uv_lock_syncs_frozen_from_the_relocated_lock(
+    cli: Cli, upstream: Upstream, tmp_path: Path
+) -> None:
     project = tmp_path / "uvapp"
     (project / "uvapp").mkdir(parents=True)
     (project / "uvapp" / "__init__.py").write_text("")
@@ -172,8 +166,8 @@ def test_project_with_a_uv_lock_syncs_frozen_from_the_relocated_lock(upstream: U
         f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
         f'[sources]\npackages = ["om-backend"]\nuv-locks = {json.dumps([str(project / "uv.lock")])}\n'
     )
-    code, _, err = run("sync", "--spec", str(root / "mirror.toml"))
-    assert code == 0, err
+    synced = cli("sync", "--spec", str(root / "mirror.toml"))
+    assert synced.exit_code == 0, synced.stderr
 
     code, data = verify_json(root / "mirror.toml", "--project", str(project))
     assert code == 0, json.dumps(data, indent=1)
@@ -187,15 +181,15 @@ def test_project_with_a_uv_lock_syncs_frozen_from_the_relocated_lock(upstream: U
 
 
 @needs_namespace
-def test_missing_build_requirement_fails_and_is_named(workspace: Path, tmp_path: Path) -> None:
+def test_missing_build_requirement_fails_and_is_named(cli: Cli, workspace: Path, tmp_path: Path) -> None:
     root = copy_workspace(workspace, tmp_path / "ws")
     files = root / "wheelhouse" / "files"
     (files / "om-dynamic" / "om_dynamic-1.0-py3-none-any.whl").unlink()
     record = json.loads((files / RECORD).read_text())
     del record["files"]["om-dynamic/om_dynamic-1.0-py3-none-any.whl"]
     (files / RECORD).write_text(json.dumps(record))
-    code, _, err = run("index", "--spec", str(root / "mirror.toml"))
-    assert code == 0, err
+    indexed = cli("index", "--spec", str(root / "mirror.toml"))
+    assert indexed.exit_code == 0, indexed.stderr
 
     code, data = verify_json(root / "mirror.toml", "--target", HOST.name)
     assert code == 1
@@ -302,19 +296,13 @@ def test_no_namespace_is_an_error_with_the_fix() -> None:
 
 
 @needs_namespace
-def test_setup_requires_through_pydistutils_cfg_alone(upstream: Upstream, upstream_catalog: object,
-                                                      tmp_path: Path) -> None:
+def test_setup_requires_through_pydistutils_cfg_alone(cli: Cli, make_workspace: MakeWorkspace,
+                                                      upstream_catalog: object, tmp_path: Path) -> None:
     import tarfile
 
-    root = tmp_path / "ws"
-    root.mkdir()
-    (root / "mirror.toml").write_text(
-        f'[mirror]\nupstream = "{upstream.url}"\n'
-        f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
-        '[sources]\npackages = ["om-setupreq"]\n'
-    )
-    code, _, err = run("sync", "--spec", str(root / "mirror.toml"))
-    assert code == 0, err
+    root = make_workspace(["om-setupreq"])
+    synced = cli("sync", "--spec", str(root / "mirror.toml"))
+    assert synced.exit_code == 0, synced.stderr
     files_dir = upstream_catalog.files_dir
     with tarfile.open(files_dir / "om_setupreq-1.0.tar.gz") as tar:
         tar.extractall(tmp_path / "src", filter="data")

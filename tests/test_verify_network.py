@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from mirror.cli import main
 from mirror.targets import host_target
+from tests.fixtures.env import Cli
 from tests.test_verify import needs_namespace
 
 HOST = host_target()
@@ -17,7 +16,7 @@ HOST = host_target()
 pytestmark = [pytest.mark.network, needs_namespace]
 
 
-def test_verify_requests_docopt_and_a_setuptools_project(tmp_path: Path) -> None:
+def test_verify_requests_docopt_and_a_setuptools_project(cli: Cli, tmp_path: Path) -> None:
     app = tmp_path / "app"
     (app / "app").mkdir(parents=True)
     (app / "app" / "__init__.py").write_text("import requests\nimport docopt\n")
@@ -30,12 +29,9 @@ def test_verify_requests_docopt_and_a_setuptools_project(tmp_path: Path) -> None
         f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n\n'
         '[sources]\npackages = ["requests", "docopt==0.6.2"]\nprojects = ["app"]\n'
     )
-    runner = CliRunner()
-    synced = runner.invoke(main, ["sync", "--spec", str(tmp_path / "mirror.toml")])
+    synced = cli("sync", "--spec", str(tmp_path / "mirror.toml"))
     assert synced.exit_code == 0, synced.stderr
-    result = runner.invoke(
-        main, ["verify", "--spec", str(tmp_path / "mirror.toml"), "--project", str(app), "--json"]
-    )
+    result = cli("verify", "--spec", str(tmp_path / "mirror.toml"), "--project", str(app), "--json")
     report = json.loads(result.stdout)
     failed = [s for s in report["steps"] if not s["ok"]]
     assert result.exit_code == 0 and report["ok"], json.dumps(failed, indent=1)[:4000]

@@ -15,7 +15,7 @@ import pytest
 from mirror import interpreters
 from mirror.targets import Target, host_target
 from mirror.wheelbuild import BuildResult, WheelBuildError, build_wheel, log_tail, missing_requirement
-from tests.upstream import Catalog
+from tests.fixtures.dists import Catalog
 
 LABEL = "linux-amd64-cp312"
 

@@ -1,6 +1,6 @@
 """A tiny PEP 517 build backend for offline-mirror's test fixtures. Standard library only.
 
-It builds the fixture sdists in ``tests/upstream.py`` into ``py3-none-any`` wheels, and the
+It builds the fixture sdists of ``tests/fixtures/dists.py`` into ``py3-none-any`` wheels, and the
 fixture itself uses :func:`write_wheel`, :func:`write_sdist` and :func:`core_metadata` so that
 wheels and sdists are written by one implementation.
 
