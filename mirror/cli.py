@@ -557,11 +557,7 @@ def relocate_uv_lock(spec_path: Path, uv_lock: Path, mirror_url: str, output: Pa
 @spec_option
 @click.option("--url", default=None, metavar="URL", help="The mirror's index URL, e.g. http://mirror:3141/simple/")
 @click.option(
-    "--find-links",
-    "find_links",
-    default=None,
-    metavar="PATH",
-    help="No server: the wheelhouse tree (simple/, files/) as mounted on the clients.",
+    "--find-links", metavar="PATH", help="No server: the wheelhouse tree (simple/, files/) as clients mount it."
 )
 @click.option("-o", "--out", type=_DIR, default="client-config", show_default=True, help="Write the files here.")
 @click.option(

@@ -57,7 +57,7 @@ from mirror.config import BUILD_CONSTRAINTS, BuildLock, ClientConfig, load_build
 from mirror.errors import MirrorError
 from mirror.fetch import check
 from mirror.interpreters import Interpreter, discover, interpreter_for
-from mirror.layout import files_dir
+from mirror.layout import Layout
 from mirror.manifest import FileEntry, Manifest, TargetEntry
 from mirror.progress import NullProgress, Progress
 from mirror.serve import AccessRecord, serving
@@ -451,8 +451,7 @@ class VerifyPlan:
     """Every step verify will run, decided before anything runs or is written."""
 
     manifest: Manifest
-    wheelhouse: Path
-    lockfiles: Path
+    layout: Layout  # the wheelhouse served, the lockfiles installed
     targets: tuple[TargetPlan, ...]
     projects: tuple[Path, ...]
     held: Mapping[str, FileEntry]  # the files a project's uv.lock can be relocated onto
@@ -466,8 +465,7 @@ class VerifyPlan:
 def plan_verify(
     manifest: Manifest,
     *,
-    wheelhouse: Path,
-    lockfiles: Path,
+    layout: Layout,
     targets: Sequence[str] = (),
     projects: Sequence[Path] = (),
     interpreters: Sequence[Interpreter] | None = None,
@@ -476,12 +474,12 @@ def plan_verify(
     found = discover() if interpreters is None else interpreters
     plans = []
     for entry in manifest.select(targets):
-        has_build_lock = (lockfiles / f"{entry.name}.build.txt").is_file()
+        has_build_lock = (layout.lockfiles / f"{entry.name}.build.txt").is_file()
         plans.append(
             TargetPlan(
                 entry=entry,
                 interpreter=interpreter_for(entry.target, found),
-                build_lock=load_build_lock(lockfiles, entry.name) if has_build_lock else None,
+                build_lock=load_build_lock(layout.lockfiles, entry.name) if has_build_lock else None,
             )
         )
     notes = [f"{p.entry.name}: no interpreter on this host; static checks only" for p in plans if p.interpreter is None]
@@ -490,12 +488,11 @@ def plan_verify(
         notes.append("no target runs on this host: --project was not installed")
     held: dict[str, FileEntry] = {}
     if runnable and any((project / "uv.lock").is_file() for project in projects):
-        ready, _ = verified_files(manifest, files_dir(wheelhouse), purpose="relocated onto")
+        ready, _ = verified_files(manifest, layout.files, purpose="relocated onto")
         held = {file.filename: file for file in ready}
     return VerifyPlan(
         manifest=manifest,
-        wheelhouse=wheelhouse,
-        lockfiles=lockfiles,
+        layout=layout,
         targets=tuple(plans),
         projects=tuple(projects),
         held=held,
@@ -525,14 +522,14 @@ def run_verify(
     progress.message(steps[0].summary)
     for target in plan.targets:
         progress.message(f"{target.entry.name}: static checks")
-        steps += static_steps(plan.manifest, target.entry, files_dir(plan.wheelhouse))
+        steps += static_steps(plan.manifest, target.entry, plan.layout.files)
     if plan.runnable:
         log = _AccessLog()
         with (
             tempfile.TemporaryDirectory(prefix="mirror-verify-") as tmp,
-            serving(plan.wheelhouse, access_log=log.add) as server,
+            serving(plan.layout.wheelhouse, access_log=log.add) as server,
         ):
-            progress.message(f"serving {plan.wheelhouse} at {server.index_url}")
+            progress.message(f"serving {plan.layout.wheelhouse} at {server.index_url}")
             for target in plan.runnable:
                 work = Path(tmp) / target.entry.name
                 run = _TargetRun(
@@ -646,7 +643,7 @@ class _TargetRun:
 def _dynamic_steps(run: _TargetRun) -> list[Step]:
     """pip and uv installs of the target's lock, imports, sdist builds, and each --project."""
     name, entry, work, uv, progress = run.name, run.entry, run.work, run.uv, run.progress
-    lock = run.plan.lockfiles / f"{name}.txt"
+    lock = run.plan.layout.lockfiles / f"{name}.txt"
     steps: list[Step] = []
     pip_venv, uv_venv = work / f"{name}-pip", work / f"{name}-uv"
     pip_python, uv_python = pip_venv / "bin" / "python", uv_venv / "bin" / "python"
@@ -698,7 +695,7 @@ def _dynamic_steps(run: _TargetRun) -> list[Step]:
                     *isolated_build_flag(pip_python),
                     "-w",
                     str(work / f"{name}-built"),
-                    str(files_dir(run.plan.wheelhouse) / sdist.relpath),
+                    str(run.plan.layout.files / sdist.relpath),
                 ]
             )
             step = run.step("sdist builds", done, "")

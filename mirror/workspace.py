@@ -353,8 +353,7 @@ class Workspace:
             notes = enter_namespace(Path(scratch))
             plan = plan_verify(
                 manifest,
-                wheelhouse=self.layout.wheelhouse,
-                lockfiles=self.layout.lockfiles,
+                layout=self.layout,
                 targets=[self.spec.target(n).name for n in options.targets],
                 projects=[p.absolute() for p in options.projects],
             )

@@ -26,7 +26,7 @@ from tests.fixtures.dists import (
     Catalog,
     FixtureError,
     Release,
-    _pyproject,
+    pyproject_text,
     repack_installed,
 )
 from tests.fixtures.env import isolated_env, pip_command
@@ -302,7 +302,7 @@ def test_backend_toml_fallback_parses_what_the_fixture_writes(release: Release) 
     # om_backend must run on Pythons without tomllib: its parser must agree with tomllib.
     tomllib = pytest.importorskip("tomllib")
     assert isinstance(release.sdist, BackendSdist)
-    text = _pyproject(release, release.sdist)
+    text = pyproject_text(release, release.sdist)
     assert om_backend._parse_toml_subset(text) == tomllib.loads(text)
 
 
