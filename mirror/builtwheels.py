@@ -155,7 +155,7 @@ def build_missing(
     from mirror.wheelbuild import build_wheel
 
     builder = builder or build_wheel
-    say = (progress or NullProgress()).message
+    progress = progress or NullProgress()
     outcomes: list[BuildOutcome] = []
     with tempfile.TemporaryDirectory(prefix="mirror-findlinks-") as tmp:
         flat = Path(tmp)
@@ -175,7 +175,7 @@ def build_missing(
                         BuildOutcome(target=entry.name, sdist=sdist.filename, status="skipped", detail=reason)
                     )
                 else:
-                    outcomes.append(_build_one(entry, sdist, files_dir, flat, registry, interpreter, builder, say))
+                    outcomes.append(_build_one(entry, sdist, files_dir, flat, registry, interpreter, builder, progress))
     registry.save()
     return with_built_wheels(manifest, registry, files_dir), outcomes
 
@@ -200,11 +200,11 @@ def _build_one(
     registry: Registry,
     interpreter: Interpreter,
     builder: Builder,
-    say: Callable[[str], None],
+    progress: Progress,
 ) -> BuildOutcome:
     from mirror.wheelbuild import WheelBuildError
 
-    say(f"{entry.name}: building a wheel from {sdist.filename} with {interpreter.path}")
+    progress.message(f"{entry.name}: building a wheel from {sdist.filename} with {interpreter.path}")
     try:
         result = builder(
             files_dir / sdist.relpath,

@@ -66,6 +66,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from mirror import _atomic
 from mirror.errors import MirrorError
+from mirror.layout import SIMPLE
 
 __all__ = [
     "BUILD_CONSTRAINTS",
@@ -252,7 +253,7 @@ class ClientConfig:
         tree = PurePosixPath(path)
         if not tree.is_absolute():
             raise ClientConfigError(f"--find-links: {path!r} must be an absolute path (the tree on the clients)")
-        return cls(index_url=(tree / "simple").as_uri() + "/", local_tree=str(tree), build_lock=build_lock)
+        return cls(index_url=(tree / SIMPLE).as_uri() + "/", local_tree=str(tree), build_lock=build_lock)
 
     @classmethod
     def for_mirror(

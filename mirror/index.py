@@ -35,6 +35,7 @@ from mirror import _atomic
 from mirror._units import human_size
 from mirror._verified import verified_stats
 from mirror.errors import MirrorError
+from mirror.layout import HOME_PAGE, files_dir, simple_dir
 from mirror.manifest import FileEntry, Manifest
 from mirror.progress import Progress
 
@@ -280,9 +281,9 @@ def home_html(manifest: Manifest, projects: Mapping[str, list[IndexedFile]]) -> 
 def _remove_stale_temporaries(wheelhouse: Path) -> None:
     """What an index run killed before its commit left: its staged ``.<name>.*.part`` files, never renamed."""
     stale = [
-        *(wheelhouse / "files").glob("*/.*.metadata.*.part"),
-        *(wheelhouse / "simple").glob(".*.part"),
-        *(wheelhouse / "simple").glob("*/.index.*.part"),
+        *files_dir(wheelhouse).glob("*/.*.metadata.*.part"),
+        *simple_dir(wheelhouse).glob(".*.part"),
+        *simple_dir(wheelhouse).glob("*/.index.*.part"),
         *wheelhouse.glob(".index.html.*.part"),
     ]
     for path in stale:
@@ -315,8 +316,8 @@ def write_index(
     Everything is written as one :class:`mirror._atomic.Batch` (metadata files first, then project pages, the root,
     the page for people and the state last): one wave of fsyncs for thousands of files instead of one each.
     """
-    files_dir = wheelhouse / "files"
-    simple = wheelhouse / "simple"
+    files = files_dir(wheelhouse)
+    simple = simple_dir(wheelhouse)
     state_path = simple / STATE
     state_text = ""
     try:
@@ -332,7 +333,7 @@ def write_index(
         _remove_stale_temporaries(wheelhouse)
     with _atomic.Batch(marker=simple / WRITING) as batch:
         metadata = _MetadataFiles(known_metadata, batch)
-        projects, skipped = collect(manifest, files_dir, metadata=metadata)
+        projects, skipped = collect(manifest, files, metadata=metadata)
         digests = {name: _digest(files) for name, files in projects.items()}
         written = []
         for name in sorted(projects):
@@ -348,8 +349,8 @@ def write_index(
             batch.write_text(simple / "index.json", root_json(projects))
             batch.write_text(simple / "index.html", root_html(projects))
         home_key = _home_key(manifest, digests)
-        if state.get("home") != home_key or not (wheelhouse / "index.html").is_file():
-            batch.write_text(wheelhouse / "index.html", home_html(manifest, projects))
+        if state.get("home") != home_key or not (wheelhouse / HOME_PAGE).is_file():
+            batch.write_text(wheelhouse / HOME_PAGE, home_html(manifest, projects))
         document = {"version": STATE_VERSION, "projects": digests, "home": home_key, "metadata": metadata.seen}
         text = json.dumps(document, separators=(",", ":")) + "\n"  # no indent: the C encoder, 10x faster
         if text != state_text:

@@ -39,6 +39,7 @@ from urllib.parse import unquote, unquote_to_bytes
 
 from mirror import __version__
 from mirror.errors import MirrorError
+from mirror.layout import HOME_PAGE, simple_dir
 
 log = logging.getLogger(__name__)
 access_logger = logging.getLogger("mirror.serve.access")
@@ -373,7 +374,7 @@ class Site:
     def __init__(self, root: Path) -> None:
         if not root.is_dir():
             raise ServeError(f"{root}: no such directory (run mirror sync, or pass --root)")
-        if not (root / "simple" / "index.html").is_file():
+        if not (simple_dir(root) / HOME_PAGE).is_file():
             raise ServeError(f"{root}: not an index tree: simple/index.html is missing (run mirror index)")
         self.root = root
         self._real_root = os.path.realpath(root)
