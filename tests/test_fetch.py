@@ -29,7 +29,7 @@ PACKAGES = ["om-pure==2.0", "om-native", "om-sdistonly"]
 def locked(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Lockfiles for two targets, made once; each test fetches into its own wheelhouse."""
     work = tmp_path_factory.mktemp("fetch-lock")
-    synced_workspace(work, upstream, PACKAGES, targets=TARGETS, build_wheels=False, command="lock")
+    synced_workspace(work, upstream, PACKAGES, targets=TARGETS, build_wheels=False, stage="lock")
     return work / "lockfiles"
 
 

@@ -52,7 +52,7 @@ def hashes(text: str, name: str) -> list[str]:
 def locked(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One workspace locked for four targets; the tests below read its outputs."""
     packages = ["om-pure==2.0", "om-native", "om-sdistonly"]
-    return synced_workspace(tmp_path_factory.mktemp("locked"), upstream, packages, targets=TARGETS, command="lock")
+    return synced_workspace(tmp_path_factory.mktemp("locked"), upstream, packages, targets=TARGETS, stage="lock")
 
 
 def test_marker_gated_dependency_only_on_windows(locked: Path) -> None:
