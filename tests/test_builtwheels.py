@@ -16,6 +16,7 @@ from mirror.interpreters import discover
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
 from mirror.wheelbuild import BuildResult
+from mirror.workspace import IncompleteBuildClosure, Workspace
 from tests.fixtures.env import Cli, MakeWorkspace, isolated_env, pip_command
 from tests.fixtures.server import Upstream
 
@@ -24,10 +25,9 @@ WITH_ARM64 = [(HOST.platform, HOST.python), ("linux/arm64", "3.12")]
 
 
 @pytest.fixture
-def synced(cli: Cli, make_workspace: MakeWorkspace) -> Path:
+def synced(make_workspace: MakeWorkspace) -> Path:
     workspace = make_workspace(["om-sdistonly"], targets=WITH_ARM64)
-    result = cli("sync", "--spec", str(workspace / "mirror.toml"))
-    assert result.exit_code == 0, result.stderr
+    Workspace.open(workspace / "mirror.toml").sync()
     return workspace
 
 
@@ -72,9 +72,9 @@ def test_relock_and_refetch_keep_the_built_wheel(cli: Cli, synced: Path, upstrea
     assert {p.name: p.read_text() for p in (synced / "lockfiles").iterdir()} == before
 
 
-def test_a_missing_build_requirement_is_named(cli: Cli, make_workspace: MakeWorkspace) -> None:
+def test_a_missing_build_requirement_is_named(make_workspace: MakeWorkspace) -> None:
     workspace = make_workspace(["om-sdistonly"])
-    assert cli("lock", "--spec", str(workspace / "mirror.toml")).exit_code == 0
+    Workspace.open(workspace / "mirror.toml").lock()
     manifest = load_manifest(workspace / "lockfiles")
     files_dir = workspace / "wheelhouse" / "files"
     fetch(manifest, files_dir, session=make_session())
@@ -86,13 +86,15 @@ def test_a_missing_build_requirement_is_named(cli: Cli, make_workspace: MakeWork
     assert outcome.status == "incomplete"
     assert "om-dynamic" in outcome.detail
     assert not (files_dir / "om-sdistonly" / "om_sdistonly-1.0-py3-none-any.whl").exists()
+    # the stage itself refuses: the lock is incomplete, and it says which requirement is missing
+    with pytest.raises(IncompleteBuildClosure, match=r"^the lock's build closure is incomplete: .*om-dynamic"):
+        Workspace.open(workspace / "mirror.toml").build_wheels()
+    assert not (files_dir / "om-sdistonly" / "om_sdistonly-1.0-py3-none-any.whl").exists()
 
 
-def test_platform_wheel_does_not_serve_another_target_and_compiles_there(
-    cli: Cli, make_workspace: MakeWorkspace
-) -> None:
+def test_platform_wheel_does_not_serve_another_target_and_compiles_there(make_workspace: MakeWorkspace) -> None:
     workspace = make_workspace(["om-sdistonly"], targets=WITH_ARM64)
-    assert cli("lock", "--spec", str(workspace / "mirror.toml")).exit_code == 0
+    Workspace.open(workspace / "mirror.toml").lock()
     manifest = load_manifest(workspace / "lockfiles")
     files_dir = workspace / "wheelhouse" / "files"
     fetch(manifest, files_dir, session=make_session())

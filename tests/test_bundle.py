@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 from mirror.bundle import BundleError, MissingBase, importing, read_bundle, read_manifest
 from mirror.bundle import format as bundle_format
+from mirror.bundle.export import ExportOptions
 from mirror.layout import Layout
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
@@ -41,12 +43,16 @@ def resync(workspace: Path, packages: list[str]) -> None:
     text = (workspace / "mirror.toml").read_text()
     head = text[: text.index("[sources]")]
     (workspace / "mirror.toml").write_text(head + f"[sources]\npackages = {json.dumps(packages)}\n")
-    ok("sync", "--spec", str(workspace / "mirror.toml"))
+    Workspace.open(workspace / "mirror.toml").sync()
 
 
-def export(workspace: Path, out: Path, *extra: str) -> Path:
-    ok("bundle", "export", str(out), "--spec", str(workspace / "mirror.toml"), "--no-tool", *extra)
-    return out
+def export(
+    workspace: Path, out: Path, *, since: Path | None = None, format: str = "auto", url: str | None = None
+) -> Path:
+    """The workspace exported to ``out`` without the tool (the hermetic upstream lacks its dependencies); the
+    archive's path."""
+    options = ExportOptions(since=since, format=format, url=url, tool=False)
+    return Workspace.open(workspace / "mirror.toml").export_bundle(out, options).path
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -78,7 +84,7 @@ def test_full_then_delta_into_an_empty_directory(tmp_path: Path, upstream: Upstr
     assert read_manifest(Path(f"{full}.manifest.json")) == full_manifest
 
     resync(online, ["om-pure==2.0", "om-native"])
-    delta = export(online, tmp_path / "week2.tar.zst", "--since", f"{full}.manifest.json")
+    delta = export(online, tmp_path / "week2.tar.zst", since=Path(f"{full}.manifest.json"))
     delta_manifest = read_manifest(delta)
     assert delta_manifest.base == full_manifest.id
     carried = {m.path for m in delta_manifest.members}
@@ -132,33 +138,30 @@ def test_import_merges_into_an_existing_mirror(tmp_path: Path, online: Path, ups
     assert {"om_pure-1.0-py3-none-any.whl"} <= set(lock.files) and any(f.startswith("om_dep-") for f in lock.files)
 
 
-def test_export_refuses_a_wheelhouse_with_missing_files(cli: Cli, tmp_path: Path, upstream: Upstream) -> None:
+def test_export_refuses_a_wheelhouse_with_missing_files(tmp_path: Path, upstream: Upstream) -> None:
     workspace = synced_workspace((tmp_path / "ws"), upstream, ["om-pure==1.0"])
     wheel = next((workspace / "wheelhouse" / "files").rglob("om_pure-1.0-*.whl"))
     wheel.unlink()
-    result = cli("bundle", "export", str(tmp_path / "b"), "--spec", str(workspace / "mirror.toml"), "--no-tool")
-    assert result.exit_code == 1
-    assert "1 locked files are missing or do not match the lock (om_pure-1.0-py3-none-any.whl)" in result.output
+    missing = re.escape("1 locked files are missing or do not match the lock (om_pure-1.0-py3-none-any.whl)")
+    with pytest.raises(BundleError, match=missing):
+        export(workspace, tmp_path / "b")
     assert not list(tmp_path.glob("b*")), "nothing half-written"
 
 
-def test_export_name_and_format_must_agree(cli: Cli, tmp_path: Path, online: Path) -> None:
-    result = cli("bundle", "export", str(tmp_path / "b.tar.gz"), "--spec", str(online / "mirror.toml"),
-                 "--no-tool", "--format", "zst")  # fmt: skip
-    assert result.exit_code == 1
-    assert "the name says .gz, --format says zst" in result.output
-    export(online, tmp_path / "plain", "--format", "gz")
+def test_export_name_and_format_must_agree(tmp_path: Path, online: Path) -> None:
+    with pytest.raises(BundleError, match=re.escape("the name says .gz, --format says zst")):
+        export(online, tmp_path / "b.tar.gz", format="zst")
+    assert export(online, tmp_path / "plain", format="gz") == tmp_path / "plain.tar.gz"
     assert (tmp_path / "plain.tar.gz").is_file()
 
 
-def test_export_refuses_credentials_in_the_client_url(cli: Cli, tmp_path: Path, online: Path) -> None:
-    result = cli("bundle", "export", str(tmp_path / "b"), "--spec", str(online / "mirror.toml"), "--no-tool",
-                 "--url", "https://user:secret@mirror.internal/simple/")  # fmt: skip
-    assert result.exit_code == 1 and "--url: holds credentials" in result.output
+def test_export_refuses_credentials_in_the_client_url(tmp_path: Path, online: Path) -> None:
+    with pytest.raises(BundleError, match="--url: holds credentials"):
+        export(online, tmp_path / "b", url="https://user:secret@mirror.internal/simple/")
 
 
 def test_client_configs_travel_with_the_bundle(tmp_path: Path, online: Path) -> None:
-    full = export(online, tmp_path / "b.tar.gz", "--url", "http://mirror.internal:8080/simple/")
+    full = export(online, tmp_path / "b.tar.gz", url="http://mirror.internal:8080/simple/")
     offline = tmp_path / "offline"
     Workspace.at(offline).import_bundle(full)
     pip_conf = (offline / "client-config" / "pip.conf").read_text()
@@ -171,7 +174,7 @@ def test_client_configs_travel_with_the_bundle(tmp_path: Path, online: Path) -> 
 
 def test_a_delta_whose_base_is_missing_is_refused(cli: Cli, tmp_path: Path, online: Path) -> None:
     full = export(online, tmp_path / "full.tar.gz")
-    delta = export(online, tmp_path / "delta.tar.gz", "--since", str(full))
+    delta = export(online, tmp_path / "delta.tar.gz", since=full)
     base = read_manifest(full).id
     offline = tmp_path / "offline"
     with pytest.raises(MissingBase) as caught:

@@ -24,10 +24,12 @@ from pathlib import Path
 import pytest
 
 from mirror._verified import sha256_file
+from mirror.errors import MirrorError
 from mirror.fetch import check, stray_partials
 from mirror.index import extract_metadata
 from mirror.manifest import MANIFEST, InvalidManifest, load_manifest
-from tests.fixtures.env import Cli, MakeWorkspace, isolated_env
+from mirror.workspace import Workspace
+from tests.fixtures.env import MakeWorkspace, isolated_env
 from tests.fixtures.server import Upstream, throttle
 
 ROUNDS = 20
@@ -125,9 +127,7 @@ def run_sync(workspace: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def test_kill_9_at_random_moments(
-    cli: Cli, make_workspace: MakeWorkspace, clean_upstream: Upstream, tmp_path: Path
-) -> None:
+def test_kill_9_at_random_moments(make_workspace: MakeWorkspace, clean_upstream: Upstream, tmp_path: Path) -> None:
     upstream = clean_upstream
     seed = int(os.environ.get("MIRROR_CRASH_SEED", str(time.time_ns() % 1_000_000)))
     rng = random.Random(seed)
@@ -137,7 +137,7 @@ def test_kill_9_at_random_moments(
     # templates: an empty workspace, and one synced with SMALL whose spec then grew to BIG
     fresh = make_workspace(BIG, upstream=upstream, build_wheels=False, directory=tmp_path / "fresh")
     grown = make_workspace(SMALL, upstream=upstream, build_wheels=False, directory=tmp_path / "grown")
-    assert cli("sync", "--spec", str(grown / "mirror.toml")).exit_code == 0
+    Workspace.open(grown / "mirror.toml").sync()
     make_workspace(BIG, upstream=upstream, build_wheels=False, directory=grown)
     grown_lock = (grown / "lockfiles" / MANIFEST).read_bytes()
 
@@ -168,8 +168,10 @@ def test_kill_9_at_random_moments(
         assert index_problems(workspace / "wheelhouse") == [], where
 
         upstream.faults.clear()  # the re-run at full speed
-        result = cli("sync", "--spec", str(workspace / "mirror.toml"))
-        assert result.exit_code == 0, f"{where}: the re-run failed: {result.stderr}"
+        try:
+            Workspace.open(workspace / "mirror.toml").sync()
+        except (MirrorError, OSError) as exc:  # what the command would print as `error: …`
+            pytest.fail(f"{where}: the re-run failed: {exc}")
         files_dir = workspace / "wheelhouse" / "files"
         manifest = load_manifest(workspace / "lockfiles")
         outcome = check(manifest, files_dir)
@@ -189,11 +191,11 @@ def test_kill_9_at_random_moments(
 
 @pytest.mark.parametrize("missing", ["lock", "page"])
 def test_index_problems_finds_what_it_should(
-    cli: Cli, make_workspace: MakeWorkspace, clean_upstream: Upstream, missing: str
+    make_workspace: MakeWorkspace, clean_upstream: Upstream, missing: str
 ) -> None:
     """The checker itself: a page naming a missing or altered file is reported."""
     workspace = make_workspace(SMALL, upstream=clean_upstream, build_wheels=False)
-    assert cli("sync", "--spec", str(workspace / "mirror.toml")).exit_code == 0
+    Workspace.open(workspace / "mirror.toml").sync()
     assert index_problems(workspace / "wheelhouse") == []
     wheel = next((workspace / "wheelhouse" / "files" / "om-dep").glob("*.whl"))
     if missing == "lock":

@@ -22,9 +22,10 @@ from mirror import _atomic
 from mirror._verified import VerifiedRecord, sha256_file
 from mirror.fetch import check
 from mirror.manifest import load_manifest
+from mirror.workspace import Workspace
 from tests.conftest import MakeUpstream
 from tests.fixtures.dists import Release
-from tests.fixtures.env import Cli, MakeWorkspace, isolated_env
+from tests.fixtures.env import MakeWorkspace, isolated_env
 from tests.fixtures.server import Upstream
 
 BIG = 3_000_000  # incompressible bytes in om-full's wheel: larger than the 1 MiB tmpfs
@@ -67,14 +68,13 @@ def in_tmpfs(mountpoint: Path, size: str, command: list[str], copy_to: Path, env
 
 
 @pytest.fixture
-def workspace(cli: Cli, make_upstream: MakeUpstream, make_workspace: MakeWorkspace, tmp_path: Path) -> Path:
+def workspace(make_upstream: MakeUpstream, make_workspace: MakeWorkspace, tmp_path: Path) -> Path:
     reason = can_mount_tmpfs(tmp_path)
     if reason is not None:
         pytest.skip(reason)
     upstream: Upstream = make_upstream(RELEASES)
     work = make_workspace(["om-full"], upstream=upstream, build_wheels=False)
-    result = cli("lock", "--spec", str(work / "mirror.toml"))
-    assert result.exit_code == 0, result.stderr
+    Workspace.open(work / "mirror.toml").lock()
     (work / "wheelhouse" / "files").mkdir(parents=True)
     return work
 
@@ -83,7 +83,7 @@ def final_names(files_dir: Path) -> list[Path]:
     return sorted(p for p in files_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
-def test_fetch_onto_a_full_disk_fails_cleanly_and_resumes(cli: Cli, workspace: Path, tmp_path: Path) -> None:
+def test_fetch_onto_a_full_disk_fails_cleanly_and_resumes(workspace: Path, tmp_path: Path) -> None:
     spec = workspace / "mirror.toml"
     files_dir = workspace / "wheelhouse" / "files"
     manifest = load_manifest(workspace / "lockfiles")
@@ -107,15 +107,14 @@ def test_fetch_onto_a_full_disk_fails_cleanly_and_resumes(cli: Cli, workspace: P
     assert (after / big.relpath).exists() is False
 
     # with space, the same fetch completes
-    result = cli("fetch", "--spec", str(spec))
-    assert result.exit_code == 0, result.stderr
+    Workspace.open(spec).fetch()
     outcome = check(manifest, files_dir)
     assert (outcome.missing, outcome.corrupt) == ((), ())
 
 
-def test_index_onto_a_full_disk_is_one_line_naming_the_file(cli: Cli, workspace: Path, tmp_path: Path) -> None:
+def test_index_onto_a_full_disk_is_one_line_naming_the_file(workspace: Path, tmp_path: Path) -> None:
     spec = workspace / "mirror.toml"
-    assert cli("fetch", "--spec", str(spec)).exit_code == 0
+    Workspace.open(spec).fetch()
     simple = workspace / "wheelhouse" / "simple"
     simple.mkdir()
     after = tmp_path / "after"

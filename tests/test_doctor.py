@@ -22,6 +22,7 @@ from mirror.doctor import (
     wheel_modules,
 )
 from mirror.targets import host_target
+from mirror.workspace import Workspace
 from tests.fixtures.env import invoke, synced_workspace
 from tests.fixtures.server import Upstream
 
@@ -81,9 +82,9 @@ def test_uv_run_with_build_system_not_in_the_mirror(workspace: Path, tmp_path: P
             "deploy/supervisor/svc.conf": "[program:svc]\ncommand=uv run --frozen gunicorn svc:app\n",
         },
     )
-    result = doctor(workspace, project, "--json")
-    assert result.exit_code == 1
-    (finding,) = json.loads(result.stdout)["findings"]
+    report = Workspace.open(workspace / "mirror.toml").doctor(project)
+    assert report.errors  # the command exits 1
+    (finding,) = report.to_dict()["findings"]
     assert finding == {
         "severity": "error",
         "code": "uv-run-build",

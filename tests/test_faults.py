@@ -220,7 +220,7 @@ PACKAGES = ["om-pure==2.0", "om-native"]
 @pytest.fixture(scope="module")
 def locked(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("faults-lock")
-    synced_workspace(work, upstream, PACKAGES, targets=TARGETS, build_wheels=False, command="lock")
+    synced_workspace(work, upstream, PACKAGES, targets=TARGETS, build_wheels=False, stage="lock")
     return work / "lockfiles"
 
 

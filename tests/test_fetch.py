@@ -18,6 +18,7 @@ from mirror._download import partial_path
 from mirror._http import make_session
 from mirror.fetch import check, fetch
 from mirror.manifest import load_manifest
+from mirror.workspace import FetchOptions, Workspace
 from tests.fixtures.env import Cli, MakeWorkspace, synced_workspace
 from tests.fixtures.server import Response, Upstream, UpstreamHandler, fail_times, wrong_bytes
 
@@ -29,7 +30,7 @@ PACKAGES = ["om-pure==2.0", "om-native", "om-sdistonly"]
 def locked(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Lockfiles for two targets, made once; each test fetches into its own wheelhouse."""
     work = tmp_path_factory.mktemp("fetch-lock")
-    synced_workspace(work, upstream, PACKAGES, targets=TARGETS, build_wheels=False, command="lock")
+    synced_workspace(work, upstream, PACKAGES, targets=TARGETS, build_wheels=False, stage="lock")
     return work / "lockfiles"
 
 
@@ -64,7 +65,7 @@ def test_fetch_downloads_every_locked_file_once(cli: Cli, workspace: Path, upstr
 
 
 def test_rerun_with_nothing_new_touches_no_network(cli: Cli, workspace: Path, upstream: Upstream) -> None:
-    assert cli("fetch", "--spec", str(workspace / "mirror.toml")).exit_code == 0
+    Workspace.open(workspace / "mirror.toml").fetch()
     upstream.requests.clear()
     result = cli("fetch", "--spec", str(workspace / "mirror.toml"))
     assert result.exit_code == 0
@@ -75,8 +76,9 @@ def test_rerun_with_nothing_new_touches_no_network(cli: Cli, workspace: Path, up
     ]
 
 
-def test_target_subset(cli: Cli, workspace: Path) -> None:
-    assert cli("fetch", "--spec", str(workspace / "mirror.toml"), "--target", "linux-amd64-cp311").exit_code == 0
+def test_target_subset(workspace: Path) -> None:
+    outcome = Workspace.open(workspace / "mirror.toml").fetch(FetchOptions(targets=("linux-amd64-cp311",)))
+    assert [stats.name for stats in outcome.download.targets] == ["linux-amd64-cp311"]
     names = {Path(p).name for p in files_on_disk(workspace / "wheelhouse" / "files")}
     assert "om_native-1.0-cp311-cp311-win_amd64.whl" not in names
     assert "om_winhelper-1.0-py3-none-win_amd64.whl" not in names
@@ -90,7 +92,7 @@ def test_offline_lists_what_is_missing(cli: Cli, workspace: Path, upstream: Upst
     manifest = load_manifest(workspace / "lockfiles")
     assert f"{len(manifest.files)} files missing (--offline downloads nothing):" in result.stdout
     assert "  om_dep-1.0-py3-none-any.whl" in result.stdout.splitlines()
-    assert cli("fetch", "--spec", str(workspace / "mirror.toml")).exit_code == 0
+    Workspace.open(workspace / "mirror.toml").fetch()
     result = cli("fetch", "--spec", str(workspace / "mirror.toml"), "--offline")
     assert (result.exit_code, result.stdout.splitlines()[-1]) == (0, "every locked file is here")
 
@@ -113,11 +115,11 @@ def test_wrong_bytes_fail_naming_file_url_and_hashes(cli: Cli, workspace: Path, 
     assert result.corrupt == ()
 
 
-def test_a_500_then_success_is_retried(cli: Cli, workspace: Path, upstream: Upstream) -> None:
+def test_a_500_then_success_is_retried(workspace: Path, upstream: Upstream) -> None:
     name = "om_pure-2.0-py3-none-any.whl"
     upstream.inject(name, fail_times(2, status=503))
-    result = cli("fetch", "--spec", str(workspace / "mirror.toml"))
-    assert result.exit_code == 0, result.stderr
+    outcome = Workspace.open(workspace / "mirror.toml").fetch()
+    assert name in outcome.download.downloaded
     assert upstream.requests.paths("GET").count(f"/files/{name}") == 3
 
 
@@ -152,12 +154,11 @@ def _drop_once_then_serve_ranges(cut: int) -> tuple[object, list[str | None]]:
     return fault, ranges
 
 
-def test_connection_dropped_mid_file_resumes_with_range(cli: Cli, workspace: Path, upstream: Upstream) -> None:
+def test_connection_dropped_mid_file_resumes_with_range(workspace: Path, upstream: Upstream) -> None:
     name = "om_native-1.0-cp311-cp311-win_amd64.whl"
     fault, ranges = _drop_once_then_serve_ranges(100)
     upstream.inject(name, fault)
-    result = cli("fetch", "--spec", str(workspace / "mirror.toml"))
-    assert result.exit_code == 0, result.stderr
+    Workspace.open(workspace / "mirror.toml").fetch()
     assert ranges == [None, "bytes=100-"]
     manifest = load_manifest(workspace / "lockfiles")
     assert check(manifest, workspace / "wheelhouse" / "files").corrupt == ()
@@ -177,7 +178,7 @@ def test_server_ignoring_range_restarts_the_file(workspace: Path, upstream: Upst
 
 
 def test_corrupt_file_found_by_check_and_replaced_by_fetch(cli: Cli, workspace: Path) -> None:
-    assert cli("fetch", "--spec", str(workspace / "mirror.toml")).exit_code == 0
+    Workspace.open(workspace / "mirror.toml").fetch()
     victim = workspace / "wheelhouse" / "files" / "om-dep" / "om_dep-1.0-py3-none-any.whl"
     victim.write_bytes(b"bit rot")
     result = cli("check", "--spec", str(workspace / "mirror.toml"))
@@ -186,7 +187,7 @@ def test_corrupt_file_found_by_check_and_replaced_by_fetch(cli: Cli, workspace: 
     (workspace / "wheelhouse" / "files" / "om-pure" / "om_pure-2.0-py3-none-any.whl").unlink()
     result = cli("check", "--spec", str(workspace / "mirror.toml"))
     assert "missing  om_pure-2.0-py3-none-any.whl" in result.stdout.splitlines()
-    assert cli("fetch", "--spec", str(workspace / "mirror.toml")).exit_code == 0  # size/mtime changed: re-verified
+    Workspace.open(workspace / "mirror.toml").fetch()  # size/mtime changed: re-verified
     result = cli("check", "--spec", str(workspace / "mirror.toml"))
     assert result.exit_code == 0
     assert result.stdout.splitlines()[-1].endswith(" ok, 0 missing, 0 corrupt")
@@ -201,7 +202,7 @@ def test_fetch_without_a_lock_is_one_line(cli: Cli, tmp_path: Path) -> None:
     )
 
 
-def test_kill_mid_run_then_clean_rerun(cli: Cli, workspace: Path, upstream: Upstream) -> None:
+def test_kill_mid_run_then_clean_rerun(workspace: Path, upstream: Upstream) -> None:
     """kill -9 while a file is half-written: nothing unverified under a final name; a re-run completes."""
     name = "om_native-1.0-cp311-cp311-win_amd64.whl"
     started = threading.Event()
@@ -240,8 +241,7 @@ def test_kill_mid_run_then_clean_rerun(cli: Cli, workspace: Path, upstream: Upst
         assert check(manifest, files_dir).corrupt == (), relpath
     assert not (files_dir / "om-native" / name).exists()
     upstream.reset()
-    rerun = cli("fetch", "--spec", str(workspace / "mirror.toml"))
-    assert rerun.exit_code == 0, rerun.stderr
+    Workspace.open(workspace / "mirror.toml").fetch()
     result = check(manifest, files_dir)
     assert (result.missing, result.corrupt) == ((), ())
     assert [p for p in files_on_disk(files_dir) if p.endswith(".part")] == []

@@ -10,6 +10,7 @@ import pytest
 
 from mirror.interpreters import discover, interpreter_for
 from mirror.targets import Target
+from mirror.workspace import Workspace
 from tests.fixtures.env import Cli
 
 pytestmark = pytest.mark.network
@@ -21,8 +22,7 @@ def test_sync_real_packages_for_two_targets(cli: Cli, tmp_path: Path) -> None:
         '[[target]]\nplatform = "linux/arm64"\npython = "3.12"\n\n'
         '[sources]\npackages = ["requests", "docopt==0.6.2", "setuptools"]\n'
     )
-    result = cli("sync", "--spec", str(tmp_path / "mirror.toml"))
-    assert result.exit_code == 0, result.stderr
+    Workspace.open(tmp_path / "mirror.toml").sync()
     manifest = json.loads((tmp_path / "lockfiles" / "mirror.lock.json").read_text())
     files_dir = tmp_path / "wheelhouse" / "files"
     assert len(manifest["files"]) >= 10

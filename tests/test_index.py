@@ -107,7 +107,7 @@ def test_unverified_file_is_not_indexed(cli: Cli, synced: Path) -> None:
     assert {"name": "om-dep"} not in root["projects"]
 
 
-def test_a_killed_run_leaves_temporaries_the_next_run_removes(cli: Cli, synced: Path) -> None:
+def test_a_killed_run_leaves_temporaries_the_next_run_removes(synced: Path) -> None:
     wheelhouse = synced / "wheelhouse"
     # what a run killed between its first staged write and its commit leaves behind
     (wheelhouse / "simple" / ".writing").touch()
@@ -119,21 +119,22 @@ def test_a_killed_run_leaves_temporaries_the_next_run_removes(cli: Cli, synced: 
     ]
     for path in left:
         path.write_bytes(b"half")
-    result = cli("index", "--spec", str(synced / "mirror.toml"))
-    assert result.exit_code == 0, result.stderr
+    result = Workspace.open(synced / "mirror.toml").index()
+    assert result.skipped == ()
     assert [p for p in left if p.exists()] == []
     assert not (wheelhouse / "simple" / ".writing").exists()
     assert sorted(p.name for p in wheelhouse.rglob(".*") if p.is_file()) == [".state.json", ".verified.json"]
 
 
-def test_metadata_hashes_are_remembered_and_a_changed_file_is_read_again(cli: Cli, synced: Path) -> None:
+def test_metadata_hashes_are_remembered_and_a_changed_file_is_read_again(synced: Path) -> None:
     wheelhouse = synced / "wheelhouse"
     state = json.loads((wheelhouse / "simple" / ".state.json").read_text())
     relpath = "om-dep/om_dep-1.0-py3-none-any.whl"
     metadata = wheelhouse / "files" / (relpath + ".metadata")
     assert state["metadata"][relpath][4] == hashlib.sha256(metadata.read_bytes()).hexdigest()
     metadata.write_bytes(metadata.read_bytes() + b"Summary: edited by hand\n")  # newer than the wheel: kept, hashed
-    assert cli("index", "--spec", str(synced / "mirror.toml")).exit_code == 0
+    result = Workspace.open(synced / "mirror.toml").index()
+    assert "om-dep" in result.written
     page = json.loads((wheelhouse / "simple" / "om-dep" / "index.json").read_text())
     assert page["files"][0]["core-metadata"] == {"sha256": hashlib.sha256(metadata.read_bytes()).hexdigest()}
 

@@ -11,9 +11,10 @@ import pytest
 from packaging.pylock import Pylock
 
 from mirror.errors import MirrorError
-from mirror.lock import choose_files
+from mirror.lock import LockOptions, choose_files
 from mirror.simple import DistFile, classify
 from mirror.targets import Target, host_target
+from mirror.workspace import Workspace
 from tests.fixtures.dists import NATIVE_TAGS
 from tests.fixtures.env import Cli, MakeWorkspace, isolated_env, pip_command, synced_workspace
 from tests.fixtures.server import Upstream
@@ -52,7 +53,7 @@ def hashes(text: str, name: str) -> list[str]:
 def locked(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One workspace locked for four targets; the tests below read its outputs."""
     packages = ["om-pure==2.0", "om-native", "om-sdistonly"]
-    return synced_workspace(tmp_path_factory.mktemp("locked"), upstream, packages, targets=TARGETS, command="lock")
+    return synced_workspace(tmp_path_factory.mktemp("locked"), upstream, packages, targets=TARGETS, stage="lock")
 
 
 def test_marker_gated_dependency_only_on_windows(locked: Path) -> None:
@@ -140,10 +141,10 @@ def test_relock_changes_nothing(cli: Cli, locked: Path) -> None:
 
 
 def test_pip_installs_the_host_lock_with_require_hashes(
-    cli: Cli, make_workspace: MakeWorkspace, upstream: Upstream, tmp_path: Path
+    make_workspace: MakeWorkspace, upstream: Upstream, tmp_path: Path
 ) -> None:
     spec = make_workspace(["om-pure==2.0", "om-native"]) / "mirror.toml"
-    assert cli("lock", "--spec", str(spec)).exit_code == 0
+    Workspace.open(spec).lock()
     home = tmp_path / "home"
     home.mkdir()
     done = subprocess.run(
@@ -160,7 +161,7 @@ def test_pip_installs_the_host_lock_with_require_hashes(
     ]
 
 
-def test_setup_requires_and_project_build_system_are_locked(cli: Cli, make_workspace: MakeWorkspace) -> None:
+def test_setup_requires_and_project_build_system_are_locked(make_workspace: MakeWorkspace) -> None:
     work = make_workspace(["om-setupreq"], targets=AMD64, extra='projects = ["app"]\n')
     app = work / "app"
     app.mkdir()
@@ -168,8 +169,7 @@ def test_setup_requires_and_project_build_system_are_locked(cli: Cli, make_works
         '[build-system]\nrequires = ["setuptools>=45", "wheel"]\nbuild-backend = "setuptools.build_meta"\n\n'
         '[project]\nname = "app"\nversion = "1.0"\ndependencies = ["om-dep"]\n'
     )
-    result = cli("lock", "--spec", str(work / "mirror.toml"))
-    assert result.exit_code == 0, result.stderr
+    Workspace.open(work / "mirror.toml").lock()
     manifest = json.loads((work / "lockfiles" / "mirror.lock.json").read_text())
     builds = {b["for"]: b for b in manifest["targets"]["linux-amd64-cp311"]["builds"]}
     assert [p.split("==")[0] for p in builds["om_setupreq-1.0.tar.gz"]["pins"]] == [
@@ -195,9 +195,9 @@ def test_sdist_policy_never_names_package_target_and_files(cli: Cli, make_worksp
     assert not (work / "lockfiles").exists()
 
 
-def test_sdist_policy_always_keeps_sdists_next_to_wheels(cli: Cli, make_workspace: MakeWorkspace) -> None:
+def test_sdist_policy_always_keeps_sdists_next_to_wheels(make_workspace: MakeWorkspace) -> None:
     work = make_workspace(["om-pure==1.0"], targets=AMD64, extra='[policy]\nsdists = "always"\n')
-    assert cli("lock", "--spec", str(work / "mirror.toml")).exit_code == 0
+    Workspace.open(work / "mirror.toml").lock()
     manifest = json.loads((work / "lockfiles" / "mirror.lock.json").read_text())
     (package,) = [p for p in manifest["targets"]["linux-amd64-cp311"]["packages"] if p["name"] == "om-pure"]
     assert package["files"] == ["om_pure-1.0-py3-none-any.whl", "om_pure-1.0.tar.gz"]
@@ -220,17 +220,18 @@ def test_unknown_package_is_one_line_and_leaves_previous_locks(cli: Cli, make_wo
     assert (work / "lockfiles" / "linux-amd64-cp311.txt").read_text() == before
 
 
-def test_upgrade_package_moves_a_pin(cli: Cli, make_workspace: MakeWorkspace) -> None:
+def test_upgrade_package_moves_a_pin(make_workspace: MakeWorkspace) -> None:
     work = make_workspace(["om-pure<2"], targets=AMD64)
     spec = work / "mirror.toml"
-    assert cli("lock", "--spec", str(spec)).exit_code == 0
+    Workspace.open(spec).lock()
     runtime = work / "lockfiles" / "linux-amd64-cp311.txt"
     assert pins(runtime.read_text())["om-pure"] == "1.0"
     make_workspace(["om-pure"], targets=AMD64, directory=work)
-    assert cli("lock", "--spec", str(spec)).exit_code == 0
+    Workspace.open(spec).lock()  # opened again: the spec changed
     assert pins(runtime.read_text())["om-pure"] == "1.0"  # the previous pin is kept
-    assert cli("lock", "--spec", str(spec), "--upgrade-package", "om-pure").exit_code == 0
+    upgraded = Workspace.open(spec).lock(LockOptions(upgrade_packages=("om-pure",)))
     assert pins(runtime.read_text())["om-pure"] == "2.0"
+    assert runtime in upgraded.changed
 
 
 def test_pip_tools_refuses_a_foreign_target(cli: Cli, make_workspace: MakeWorkspace) -> None:
@@ -241,10 +242,9 @@ def test_pip_tools_refuses_a_foreign_target(cli: Cli, make_workspace: MakeWorksp
     assert "use the default uv resolver for other targets" in result.stderr
 
 
-def test_pip_tools_resolves_the_host(cli: Cli, make_workspace: MakeWorkspace) -> None:
+def test_pip_tools_resolves_the_host(make_workspace: MakeWorkspace) -> None:
     work = make_workspace(["om-pure==2.0"])
-    result = cli("lock", "--spec", str(work / "mirror.toml"), "--resolver", "pip-tools")
-    assert result.exit_code == 0, result.stderr
+    Workspace.open(work / "mirror.toml").lock(LockOptions(resolver="pip-tools"))
     text = (work / "lockfiles" / f"{HOST.name}.txt").read_text()
     assert pins(text) == {"om-dep": "1.0", "om-pure": "2.0"}
     assert "resolved by pip-tools from" in text
@@ -299,9 +299,7 @@ def test_choose_files_skips_yanked_and_wrong_requires_python() -> None:
         choose_files(only_yanked, name="a", version="2.0", target=target, policy="when-needed")
 
 
-def test_conflicting_build_versions_are_all_kept(
-    cli: Cli, make_upstream: object, make_workspace: MakeWorkspace
-) -> None:
+def test_conflicting_build_versions_are_all_kept(make_upstream: object, make_workspace: MakeWorkspace) -> None:
     from tests.fixtures.dists import BackendSdist, Release
 
     releases = [
@@ -313,8 +311,7 @@ def test_conflicting_build_versions_are_all_kept(
     # om_backend.py ships in every om-backend wheel the fixture builds, so both versions are real backends
     up = make_upstream(releases)  # type: ignore[operator]
     work = make_workspace(["om-old", "om-new"], targets=AMD64, upstream=up)
-    result = cli("lock", "--spec", str(work / "mirror.toml"))
-    assert result.exit_code == 0, result.stderr
+    Workspace.open(work / "mirror.toml").lock()
     manifest = json.loads((work / "lockfiles" / "mirror.lock.json").read_text())
     builds = {b["for"]: b["pins"] for b in manifest["targets"]["linux-amd64-cp311"]["builds"]}
     assert builds == {"om_new-1.0.tar.gz": ["om-backend==2.0"], "om_old-1.0.tar.gz": ["om-backend==1.0"]}

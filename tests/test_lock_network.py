@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.env import Cli
+from mirror.workspace import Workspace
 
 pytestmark = pytest.mark.network
 
 
-def test_lock_real_packages_for_two_targets(cli: Cli, tmp_path: Path) -> None:
+def test_lock_real_packages_for_two_targets(tmp_path: Path) -> None:
     app = tmp_path / "app"
     app.mkdir()
     (app / "pyproject.toml").write_text(
@@ -24,8 +24,7 @@ def test_lock_real_packages_for_two_targets(cli: Cli, tmp_path: Path) -> None:
         '[[target]]\nplatform = "linux/arm64"\npython = "3.12"\n\n'
         '[sources]\npackages = ["requests", "docopt==0.6.2"]\nprojects = ["app"]\n'
     )
-    result = cli("lock", "--spec", str(tmp_path / "mirror.toml"))
-    assert result.exit_code == 0, result.stderr
+    Workspace.open(tmp_path / "mirror.toml").lock()
     lockfiles = tmp_path / "lockfiles"
     manifest = json.loads((lockfiles / "mirror.lock.json").read_text())
 

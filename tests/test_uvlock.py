@@ -21,8 +21,9 @@ from mirror.serve import serving
 from mirror.sources import parse_uv_lock
 from mirror.sources.uvlock import RelocateError, mirror_root, relocate, unserved
 from mirror.targets import Target, host_target
+from mirror.workspace import Workspace
 from tests.fixtures.dists import DEFAULT_RELEASES, BackendSdist, Release, build_dists
-from tests.fixtures.env import Cli, invoke, isolated_env
+from tests.fixtures.env import Cli, isolated_env
 from tests.fixtures.server import AccessLog, Upstream, serve_dir
 
 MakeUpstream = Callable[..., Upstream]
@@ -434,8 +435,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
             f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
             f"[sources]\nuv-locks = {locks}\n[policy]\nbuild-wheels = false\n"
         )
-        result = invoke("sync", "--spec", str(workspace / "mirror.toml"))
-        assert result.exit_code == 0, result.stderr
+        Workspace.open(workspace / "mirror.toml").sync()
         upstream_url = upstream.base_url
     files = workspace / "wheelhouse" / "files"
     held = frozenset(p.name for p in files.glob("*/*") if not p.name.endswith(".metadata"))
@@ -524,12 +524,11 @@ def test_relocated_lock_syncs_frozen_from_the_mirror_alone(
 
 
 def test_uv_run_without_the_sync_group_flags_installs_the_default_groups(
-    cli: Cli, deployed: Deployed, mirror: tuple[str, AccessLog], tmp_path: Path
+    deployed: Deployed, mirror: tuple[str, AccessLog], tmp_path: Path
 ) -> None:
     url, access = mirror
     project = deployed.project("app", tmp_path)
-    relocation = cli("relocate-uv-lock", str(project / "uv.lock"), "--url", url, "--spec", str(deployed.spec))
-    assert relocation.exit_code == 0, relocation.stderr
+    Workspace.open(deployed.spec).relocate_uv_lock(project / "uv.lock", url=url, out=project / "uv.lock")
     env = uv_env(tmp_path / "home", UV_CACHE_DIR=str(tmp_path / "uv-cache"))
     assert uv(sync_args("--no-default-groups"), project, env).returncode == 0
     access.take()
@@ -549,12 +548,12 @@ def test_uv_run_without_the_sync_group_flags_installs_the_default_groups(
 
 
 def test_a_built_project_also_needs_the_mirror_as_its_index(
-    cli: Cli, deployed: Deployed, mirror: tuple[str, AccessLog], tmp_path: Path
+    deployed: Deployed, mirror: tuple[str, AccessLog], tmp_path: Path
 ) -> None:
     url, access = mirror
     project = deployed.project("built", tmp_path)
-    relocation = cli("relocate-uv-lock", str(project / "uv.lock"), "--url", url, "--spec", str(deployed.spec))
-    assert relocation.exit_code == 0, relocation.stderr
+    relocation = Workspace.open(deployed.spec).relocate_uv_lock(project / "uv.lock", url=url, out=project / "uv.lock")
+    assert relocation.index_url == f"{url}simple"
     args = sync_args("--no-default-groups", "--no-editable")
     alone = uv(args, project, uv_env(tmp_path / "home"))
     assert alone.returncode != 0
@@ -622,8 +621,7 @@ def test_uv_chooses_among_the_files_the_mirror_holds(cli: Cli, make_upstream: Ma
         f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\nglibc = "2.17"\n'
         f'[sources]\nuv-locks = ["app/uv.lock"]\n[policy]\nbuild-wheels = false\n'
     )
-    synced = cli("sync", "--spec", str(tmp_path / "mirror.toml"))
-    assert synced.exit_code == 0, synced.stderr
+    Workspace.open(tmp_path / "mirror.toml").sync()
     assert sorted(p.name for p in (tmp_path / "wheelhouse" / "files" / "om-glibc").glob("*.whl")) == [old]
     upstream.close()
 

@@ -25,6 +25,7 @@ from mirror.verify import (
     run_isolated,
     static_steps,
 )
+from mirror.workspace import VerifyOptions, Workspace
 from tests.fixtures.env import Cli, MakeWorkspace, invoke, isolated_env, synced_workspace
 from tests.fixtures.server import Upstream
 
@@ -62,9 +63,17 @@ def copy_workspace(workspace: Path, into: Path) -> Path:
 
 
 def verify_json(spec: Path, *args: str) -> tuple[int, dict[str, object]]:
+    """``mirror verify --json``: its exit status and the report it printed."""
     result = invoke("verify", "--spec", str(spec), "--json", *args)
     assert result.stdout, result.stderr
     return result.exit_code, json.loads(result.stdout)
+
+
+def verify_report(spec: Path, options: VerifyOptions | None = None) -> tuple[bool, dict[str, object]]:
+    """``Workspace.verify`` (which re-runs ``mirror verify --inside`` in a namespace): whether every step passed,
+    and the report as ``--json`` prints it."""
+    report = Workspace.open(spec).verify(options)
+    return report.ok, report.to_dict()
 
 
 def cells(data: dict[str, object]) -> dict[tuple[str, str], bool]:
@@ -83,8 +92,8 @@ def step(data: dict[str, object], name: str, target: str) -> dict[str, object]:
 
 @needs_namespace
 def test_complete_mirror_passes_every_step(workspace: Path) -> None:
-    code, data = verify_json(workspace / "mirror.toml")
-    assert code == 0, json.dumps(data, indent=1)
+    ok, data = verify_report(workspace / "mirror.toml")
+    assert ok, json.dumps(data, indent=1)
     assert data["ok"] is True
     assert data["targets"] == [HOST.name, FOREIGN]
     expected = {("isolation", "*"): True}
@@ -138,9 +147,7 @@ package = false
 
 
 @needs_namespace
-def test_project_with_a_uv_lock_syncs_frozen_from_the_relocated_lock(
-    cli: Cli, upstream: Upstream, tmp_path: Path
-) -> None:
+def test_project_with_a_uv_lock_syncs_frozen_from_the_relocated_lock(upstream: Upstream, tmp_path: Path) -> None:
     project = tmp_path / "uvapp"
     (project / "uvapp").mkdir(parents=True)
     (project / "uvapp" / "__init__.py").write_text("")
@@ -166,11 +173,10 @@ def test_project_with_a_uv_lock_syncs_frozen_from_the_relocated_lock(
         f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\n'
         f'[sources]\npackages = ["om-backend"]\nuv-locks = {json.dumps([str(project / "uv.lock")])}\n'
     )
-    synced = cli("sync", "--spec", str(root / "mirror.toml"))
-    assert synced.exit_code == 0, synced.stderr
+    Workspace.open(root / "mirror.toml").sync()
 
-    code, data = verify_json(root / "mirror.toml", "--project", str(project))
-    assert code == 0, json.dumps(data, indent=1)
+    ok, data = verify_report(root / "mirror.toml", VerifyOptions(projects=(project,)))
+    assert ok, json.dumps(data, indent=1)
     assert cells(data)[("project uvapp", HOST.name)] is True
     sync = step(data, "project uvapp: uv sync --frozen", HOST.name)
     assert sync["ok"] is True, sync
@@ -181,15 +187,15 @@ def test_project_with_a_uv_lock_syncs_frozen_from_the_relocated_lock(
 
 
 @needs_namespace
-def test_missing_build_requirement_fails_and_is_named(cli: Cli, workspace: Path, tmp_path: Path) -> None:
+def test_missing_build_requirement_fails_and_is_named(workspace: Path, tmp_path: Path) -> None:
     root = copy_workspace(workspace, tmp_path / "ws")
     files = root / "wheelhouse" / "files"
     (files / "om-dynamic" / "om_dynamic-1.0-py3-none-any.whl").unlink()
     record = json.loads((files / RECORD).read_text())
     del record["files"]["om-dynamic/om_dynamic-1.0-py3-none-any.whl"]
     (files / RECORD).write_text(json.dumps(record))
-    indexed = cli("index", "--spec", str(root / "mirror.toml"))
-    assert indexed.exit_code == 0, indexed.stderr
+    indexed = Workspace.open(root / "mirror.toml").index()
+    assert indexed.skipped == ("om_dynamic-1.0-py3-none-any.whl",)
 
     code, data = verify_json(root / "mirror.toml", "--target", HOST.name)
     assert code == 1
@@ -296,19 +302,18 @@ def test_no_namespace_is_an_error_with_the_fix() -> None:
 
 
 @needs_namespace
-def test_setup_requires_through_pydistutils_cfg_alone(cli: Cli, make_workspace: MakeWorkspace,
-                                                      upstream_catalog: object, tmp_path: Path) -> None:
+def test_setup_requires_through_pydistutils_cfg_alone(make_workspace: MakeWorkspace, upstream_catalog: object,
+                                                      tmp_path: Path) -> None:
     import tarfile
 
     root = make_workspace(["om-setupreq"])
-    synced = cli("sync", "--spec", str(root / "mirror.toml"))
-    assert synced.exit_code == 0, synced.stderr
+    Workspace.open(root / "mirror.toml").sync()
     files_dir = upstream_catalog.files_dir
     with tarfile.open(files_dir / "om_setupreq-1.0.tar.gz") as tar:
         tar.extractall(tmp_path / "src", filter="data")
     project = tmp_path / "src" / "om_setupreq-1.0"
-    code, data = verify_json(root / "mirror.toml", "--project", str(project))
-    assert code == 0, json.dumps(data, indent=1)[:3000]
+    ok, data = verify_report(root / "mirror.toml", VerifyOptions(projects=(project,)))
+    assert ok, json.dumps(data, indent=1)[:3000]
     found = step(data, "project om_setupreq-1.0: setup_requires", HOST.name)
     assert found["ok"] is True
 
