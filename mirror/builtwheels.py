@@ -25,6 +25,7 @@ from mirror import _atomic
 from mirror._filenames import classify
 from mirror._records import fields_dict
 from mirror._verified import sha256_file
+from mirror.errors import MirrorError
 from mirror.manifest import FileEntry, Manifest, TargetEntry
 from mirror.progress import NullProgress, Progress
 
@@ -52,6 +53,19 @@ class BuiltWheel:
 
     def to_dict(self) -> dict[str, object]:
         return fields_dict(self)
+
+
+class IncompleteBuildClosure(MirrorError):
+    """A wheel could not be built here because one of its build requirements is not in the wheelhouse: the
+    lock's build closure is incomplete."""
+
+
+def raise_if_incomplete(outcomes: Sequence[BuildOutcome]) -> None:
+    """:class:`IncompleteBuildClosure` naming the first build that missed a requirement (and how many more)."""
+    incomplete = [o for o in outcomes if o.status == "incomplete"]
+    if incomplete:
+        more = f" (and {len(incomplete) - 1} more)" if len(incomplete) > 1 else ""
+        raise IncompleteBuildClosure(f"the lock's build closure is incomplete: {incomplete[0].detail}{more}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

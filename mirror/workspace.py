@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mirror import _atomic
+from mirror.builtwheels import IncompleteBuildClosure
 from mirror.errors import MirrorError
 from mirror.layout import Layout
 from mirror.manifest import Manifest, load_manifest
@@ -93,10 +94,6 @@ class PublishOutcome:
 
     result: PublishResult
     lockfiles: tuple[Path, ...]
-
-
-class IncompleteBuildClosure(MirrorError):
-    """A wheel could not be built here because one of its build requirements is not in the wheelhouse."""
 
 
 class Workspace:
@@ -230,7 +227,7 @@ class Workspace:
         """Build a wheel from every locked sdist of the targets this host can build for, with isolation fed only
         from the wheelhouse; record them and rewrite the lockfiles. Raises :class:`IncompleteBuildClosure` when a
         build requirement is missing (the lock is incomplete); other failures are outcomes (``failed``)."""
-        from mirror.builtwheels import build_missing
+        from mirror.builtwheels import build_missing, raise_if_incomplete
         from mirror.interpreters import discover
         from mirror.lockfile import write_lock
 
@@ -242,11 +239,8 @@ class Workspace:
             targets=targets,
             progress=self.progress,
         )
-        write_lock(manifest, self.layout)
-        incomplete = [o for o in outcomes if o.status == "incomplete"]
-        if incomplete:
-            more = f" (and {len(incomplete) - 1} more)" if len(incomplete) > 1 else ""
-            raise IncompleteBuildClosure(f"the lock's build closure is incomplete: {incomplete[0].detail}{more}")
+        write_lock(manifest, self.layout)  # the wheels that were built stay recorded, even when one was not
+        raise_if_incomplete(outcomes)
         return tuple(outcomes)
 
     def compile_report(self, targets: Sequence[str] = ()) -> CompileReport:
