@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from mirror._filenames import classify
 from mirror._records import Fields
@@ -275,11 +275,17 @@ class _Reader(Fields):
     def __init__(self) -> None:
         super().__init__(_error)
 
+    # the two accessors a large manifest calls most check inline (one call each, not two)
+
     def mapping(self, value: object, where: str, key: str = "") -> dict[str, object]:
-        return self.table(value, where, key, what="an object", shown="")
+        if not isinstance(value, dict):
+            raise self.expected("an object", value, where, key, shown="")
+        return cast(dict[str, object], value)
 
     def names(self, value: object, where: str, key: str = "") -> tuple[str, ...]:
-        return tuple(self.strings(value, where, key, shown=""))
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.expected("an array of strings", value, where, key, shown="")
+        return tuple(value)
 
     def file(self, name: str, value: object) -> FileEntry:
         where = f"files.{name}"
