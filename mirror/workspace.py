@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mirror import _atomic
-from mirror.builtwheels import IncompleteBuildClosure
+from mirror.builtwheels import IncompleteBuildClosure, Registry, with_built_wheels
 from mirror.errors import MirrorError
 from mirror.layout import Layout
 from mirror.manifest import Manifest, load_manifest
@@ -36,7 +36,7 @@ from mirror.targets import host_target
 if TYPE_CHECKING:  # each stage imports what it runs: `mirror index` starts without the HTTP stack or a resolver
     import requests
 
-    from mirror.builtwheels import BuildOutcome, Registry
+    from mirror.builtwheels import BuildOutcome
     from mirror.bundle.export import ExportOptions, ExportResult, ToolPayload
     from mirror.bundle.importing import ImportResult
     from mirror.devpi import PublishResult
@@ -138,8 +138,6 @@ class Workspace:
         ``rebuilding``: wheels built here only as the record of built wheels holds them, so that one whose file
         went missing is left out (and built again), never downloaded.
         """
-        from mirror.builtwheels import with_built_wheels
-
         manifest = load_manifest(self.layout.lockfiles)
         if rebuilding:
             manifest = manifest.without_built_wheels()
@@ -147,8 +145,6 @@ class Workspace:
 
     def registry(self) -> Registry:
         """The record of wheels built here from sdists."""
-        from mirror.builtwheels import Registry
-
         return Registry(self.layout.built_wheels)
 
     def spec_is_generated(self) -> bool:
@@ -190,8 +186,6 @@ class Workspace:
             options=options,
             progress=self.progress,
         )
-        from mirror.builtwheels import with_built_wheels
-
         # wheels built here earlier stay in the lock while their sdist is unchanged
         manifest = with_built_wheels(locker.lock(previous), self.registry(), self.layout.files)
         changed = write_lock(manifest, self.layout)
