@@ -41,7 +41,7 @@ from mirror.manifest import BuildEntry, FileEntry, Manifest, PackageEntry, Role,
 from mirror.progress import NullProgress, Progress
 from mirror.resolve import Pin, Resolver, ResolveRequest
 from mirror.simple import DistFile, SimpleClient
-from mirror.sources import Inputs, Project, collect_inputs
+from mirror.sources import Inputs, LockedFiles, Project, collect_inputs
 from mirror.spec import SdistPolicy, Spec
 from mirror.targets import Target
 
@@ -222,6 +222,7 @@ class Locker:
         )
         origins = _origins(inputs)
         chosen = self._choose_all(pins, target)
+        self._check_locked_files(inputs.locked_files, chosen)
         used = {f.filename: f for files in chosen for f in files}
         runtime = [
             _package(pin.name, pin.version, "runtime", files, _via(pin, origins))
@@ -279,6 +280,20 @@ class Locker:
             )
             chosen.append(tuple(self._with_hash(f) for f in files))
         return chosen
+
+    def _check_locked_files(self, locked: Iterable[LockedFiles], chosen: Iterable[tuple[DistFile, ...]]) -> None:
+        """Every file a team's lock pins must be one the upstream serves, with the same sha256."""
+        hashed = {f.filename: f.sha256 for files in chosen for f in files}  # hashless upstreams: computed by now
+        for package in locked:
+            if not package.files:
+                continue
+            page = self.client.project(package.name).for_version(Version(package.version))
+            served = {f.filename: f.sha256 or hashed.get(f.filename) for f in page}
+            for filename, sha256 in package.files:
+                problem = _locked_file_problem(filename, sha256, served)
+                if problem:
+                    where = f"{package.origin}: {package.name} {package.version}"
+                    raise LockError(f"{where}: {problem} ({self.spec.upstream})")
 
     def _with_hash(self, file: DistFile) -> DistFile:
         """Upstreams without hashes: download the file once to learn its sha256."""
@@ -354,6 +369,21 @@ class Locker:
         with self._guard:
             self._build_cache[key] = pins
         return pins
+
+
+def _locked_file_problem(filename: str | None, sha256: str, served: dict[str, str | None]) -> str | None:
+    """What is wrong with one locked file against the files the upstream serves for its version (name -> sha256;
+    None where the upstream gives no hash and the file was not downloaded)."""
+    if filename is None:  # the lock names hashes only (Pipfile.lock)
+        if sha256 in served.values() or None in served.values():
+            return None
+        return f"the lock's sha256 {sha256} is not the hash of any file the upstream serves for this version"
+    if filename not in served:
+        return f"{filename} is locked (sha256 {sha256}) but the upstream does not serve it"
+    actual = served[filename]
+    if actual is not None and actual != sha256:
+        return f"{filename} has sha256 {sha256} in the lock, {actual} on the upstream"
+    return None
 
 
 def _origins(inputs: Inputs) -> dict[str, list[str]]:

@@ -32,8 +32,12 @@ SDIST_POLICIES: tuple[SdistPolicy, ...] = ("when-needed", "always", "never")
 
 _TABLES = ("mirror", "target", "sources", "policy")
 _MIRROR_KEYS = ("upstream", "wheelhouse", "lockfiles")
-_SOURCE_KEYS = ("requirements", "projects", "uv-locks", "packages")
+_SOURCE_KEYS = ("requirements", "projects", "locks", "uv-locks", "packages")
 _PROJECT_KEYS = ("path", "extras", "groups")
+_LOCK_KEYS = ("path", "groups", "extras")
+LockFormat = Literal["uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock", "pylock.toml"]
+LOCK_FORMATS: tuple[LockFormat, ...] = ("uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock", "pylock.toml")
+_PYLOCK_NAME = re.compile(r"^pylock\.([^.]+)\.toml$")  # PEP 751; packaging.pylock.is_valid_pylock_path
 _POLICY_KEYS = ("sdists", "build-wheels")
 _NAME_RE = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 
@@ -47,24 +51,55 @@ class ProjectSource:
     groups: tuple[str, ...] = ()
 
 
+def lock_format(path: Path) -> LockFormat | None:
+    """The lock format a file's name says: uv.lock, poetry.lock, pdm.lock, Pipfile.lock, pylock[.NAME].toml."""
+    name = path.name
+    if name == "pylock.toml" or _PYLOCK_NAME.fullmatch(name):
+        return "pylock.toml"
+    return next((f for f in LOCK_FORMATS if f == name), None)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LockSource:
+    """A lock a team already has; its pins are kept exactly, per target."""
+
+    path: Path
+    format: LockFormat
+    groups: tuple[str, ...] = ()  # Poetry/PDM groups, Pipfile categories, PEP 751 dependency groups; () = default
+    extras: tuple[str, ...] = ()  # PEP 751 extras
+    key: str = field(default="sources.locks", compare=False)  # where the spec names it: sources.locks[0]
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Sources:
     """Everything the lock starts from."""
 
     requirements: tuple[Path, ...] = ()
     projects: tuple[ProjectSource, ...] = ()
-    uv_locks: tuple[Path, ...] = ()
+    locks: tuple[LockSource, ...] = ()
     packages: tuple[str, ...] = ()
 
     @property
+    def uv_locks(self) -> tuple[Path, ...]:
+        return tuple(lock.path for lock in self.locks if lock.format == "uv.lock")
+
+    @property
     def is_empty(self) -> bool:
-        return not (self.requirements or self.projects or self.uv_locks or self.packages)
+        return not (self.requirements or self.projects or self.locks or self.packages)
 
     def files(self) -> list[tuple[str, Path]]:
-        """Every file the sources name, with the key that names it (``sources.requirements[0]``)."""
+        """Every file the sources name, with the key that names it (``sources.requirements[0]``); a project is
+        its pyproject.toml, or its setup.py when it has none (a legacy project)."""
         named = [(f"sources.requirements[{i}]", p) for i, p in enumerate(self.requirements)]
-        named += [(f"sources.projects[{i}].path", p.path / "pyproject.toml") for i, p in enumerate(self.projects)]
-        named += [(f"sources.uv-locks[{i}]", p) for i, p in enumerate(self.uv_locks)]
+        for i, project in enumerate(self.projects):
+            pyproject, setup_py = project.path / "pyproject.toml", project.path / "setup.py"
+            named.append(
+                (
+                    f"sources.projects[{i}].path",
+                    setup_py if setup_py.is_file() and not pyproject.is_file() else pyproject,
+                )
+            )
+        named += [(lock.key, lock.path) for lock in self.locks]
         return named
 
 
@@ -168,7 +203,10 @@ class Spec:
                     {"path": rel(p.path), "extras": list(p.extras), "groups": list(p.groups)}
                     for p in self.sources.projects
                 ],
-                "uv-locks": [rel(p) for p in self.sources.uv_locks],
+                "locks": [
+                    {"path": rel(lock.path), "groups": list(lock.groups), "extras": list(lock.extras)}
+                    for lock in self.sources.locks
+                ],
                 "packages": list(self.sources.packages),
             },
             "policy": {"sdists": self.policy.sdists, "build-wheels": self.policy.build_wheels},
@@ -389,11 +427,40 @@ def _sources(data: Mapping[str, object], root: Path) -> Sources:
             for i, p in enumerate(_str_list(data, "requirements", "sources"))
         ),
         projects=tuple(projects),
-        uv_locks=tuple(
-            _path(root, p, f"sources.uv-locks[{i}]") for i, p in enumerate(_str_list(data, "uv-locks", "sources"))
-        ),
+        locks=tuple(_locks(data, root)),
         packages=tuple(packages),
     )
+
+
+def _locks(data: Mapping[str, object], root: Path) -> list[LockSource]:
+    """``locks`` (paths, or tables with path, groups and extras), then ``uv-locks`` (paths of uv.lock files)."""
+    locks = []
+    for i, item in enumerate(_FIELDS.array(data.get("locks", []), "sources", "locks", shown="type repr")):
+        where = f"sources.locks[{i}]"
+        if isinstance(item, str):
+            item = {"path": item}
+        if not isinstance(item, dict):
+            raise InvalidSpec(where, f'expected a path or a table such as {{ path = "poetry.lock" }}, got {item!r}')
+        _FIELDS.keys(item, _LOCK_KEYS, where)
+        path = _path(root, _str(item, "path", where, ""), f"{where}.path")
+        found = lock_format(path)
+        if found is None:
+            raise InvalidSpec(
+                f"{where}.path",
+                f"{path.name!r} is not a lock file name offline-mirror reads; expected one of: uv.lock, poetry.lock,"
+                " pdm.lock, Pipfile.lock, pylock.toml or pylock.<name>.toml",
+            )
+        groups = _names(_str_list(item, "groups", where), f"{where}.groups")
+        extras = _names(_str_list(item, "extras", where), f"{where}.extras")
+        if found == "uv.lock" and (groups or extras):
+            raise InvalidSpec(where, "uv.lock: every group and extra of its workspace is mirrored; drop groups/extras")
+        if extras and found != "pylock.toml":
+            raise InvalidSpec(f"{where}.extras", f"{found} locks extras into groups: choose groups instead")
+        locks.append(LockSource(path=path, format=found, groups=groups, extras=extras, key=where))
+    for i, raw in enumerate(_str_list(data, "uv-locks", "sources")):  # the older spelling of locks for uv.lock
+        where = f"sources.uv-locks[{i}]"
+        locks.append(LockSource(path=_path(root, raw, where), format="uv.lock", key=where))
+    return locks
 
 
 def _policy(data: Mapping[str, object]) -> Policy:

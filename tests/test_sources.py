@@ -32,7 +32,7 @@ from mirror.sources import (
     read_uv_lock,
     uv_lock_inputs,
 )
-from mirror.spec import ProjectSource, Sources
+from mirror.spec import LockSource, ProjectSource, Sources
 from mirror.targets import Target
 from tests.fixtures.dists import BackendSdist, Release
 from tests.fixtures.env import isolated_env
@@ -1161,7 +1161,7 @@ def test_collect_inputs_reads_every_source_in_order(tmp_path: Path) -> None:
     sources = Sources(
         requirements=(ws / "requirements.txt",),
         projects=(ProjectSource(path=ws / "app", extras=("yaml",), groups=("lint",)),),
-        uv_locks=(ws / "locked" / "uv.lock",),
+        locks=(LockSource(path=ws / "locked" / "uv.lock", format="uv.lock"),),
         packages=("docopt==0.6.2", "idna"),
     )
     inputs = collect_inputs(sources, LINUX_312, root=ws)

@@ -157,7 +157,7 @@ TARGET = '[[target]]\nplatform = "linux/amd64"\npython = "3.11"\n'
         ),
         (
             TARGET + "[sources]\nwheels = []\n",
-            "mirror.toml: sources.wheels: unknown key; expected one of: requirements, projects, uv-locks, packages",
+            "mirror.toml: sources.wheels: unknown key; expected one of: requirements, projects, locks, uv-locks, packages",
         ),
         (
             TARGET + "[policy]\nsdists = 'sometimes'\n",

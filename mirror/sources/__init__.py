@@ -1,26 +1,24 @@
 """Sources: turn ``[sources]`` of mirror.toml into the root requirements of one target's lock.
 
-Four kinds of source feed a lock, and each has a pure parser (text in, frozen dataclasses out) and a thin
-file-reading edge:
+Each kind of source is one module with a pure parser (text in, frozen dataclasses out) and a thin file-reading
+edge, and all of them give the same :class:`Inputs`:
 
-* **requirements files** (pip's format): :func:`parse_requirements` / :func:`read_requirements`, following
-  ``-r`` and ``-c`` includes relative to the including file;
-* **projects** (``pyproject.toml``): :func:`parse_pyproject` / :func:`read_project` — ``[project]``
-  dependencies, the chosen extras and PEP 735 dependency groups, and the ``[build-system]`` (or pip's legacy
-  default) that the build closure starts from;
-* **uv.lock** files: :func:`parse_uv_lock` / :func:`read_uv_lock`, and :meth:`UvLock.pins_for` which walks the
-  lock from its workspace members for one target and pins every package it reaches;
+* **requirements files** (pip's format, :mod:`.requirements`), following ``-r`` and ``-c`` includes;
+* **projects** (``pyproject.toml``, or a legacy ``setup.py``; :mod:`.pyproject`): ``[project]`` dependencies, the
+  chosen extras and PEP 735 dependency groups, and the ``[build-system]`` the build closure starts from;
+* **locks a team already has**, whose pins are kept exactly for each target (markers evaluated for the target,
+  the chosen groups only, the project beside the lock built): ``uv.lock`` (:mod:`.uvlock`), ``poetry.lock``
+  (:mod:`.poetrylock`), ``pdm.lock`` (:mod:`.pdmlock`), ``Pipfile.lock`` (:mod:`.pipfilelock`) and PEP 751
+  ``pylock.toml`` (:mod:`.pylock`). Their files' sha256 come along (:class:`LockedFiles`): the lock stage
+  checks each against the upstream;
 * **packages**: the plain PEP 508 strings of ``sources.packages``.
 
-:func:`collect_inputs` is the one call the lock stage makes per target: it returns :class:`Inputs`, whose
-:meth:`Inputs.requirements_txt` and :meth:`Inputs.constraints_txt` are the ``requirements.in`` and constraints
-texts given to the resolver. Markers are kept (the resolver evaluates them for the target), except on uv.lock
-edges, which are evaluated here because the lock itself is the resolution.
-
-Every problem is an :class:`InvalidSource` naming the file and the line or key, in one line::
+:func:`collect_inputs` is the one call the lock stage makes per target. Every problem is an
+:class:`InvalidSource` naming the file and the line or key, in one line::
 
     requirements.txt:4: '-e .' cannot be mirrored from an index; list the project under [sources] projects
     app/pyproject.toml: project.dependencies[2]: 'x>=>' is not a valid requirement: Expected ...
+    app/poetry.lock: no dependency group 'docs' in the lock; known: dev, main
 """
 
 from __future__ import annotations
@@ -33,16 +31,21 @@ from mirror.sources.inputs import (
     BuildSystem,
     Inputs,
     InvalidSource,
+    LockedFiles,
     Project,
     RootRequirement,
     package_inputs,
     parse_requirement,
     requirement_line,
 )
+from mirror.sources.pdmlock import parse_pdm_lock, pdm_lock_inputs, read_pdm_lock
+from mirror.sources.pipfilelock import parse_pipfile_lock, pipfile_lock_inputs, read_pipfile_lock
+from mirror.sources.poetrylock import parse_poetry_lock, poetry_lock_inputs, read_poetry_lock
+from mirror.sources.pylock import parse_pylock, pylock_inputs
 from mirror.sources.pyproject import parse_build_system, parse_pyproject, read_project
 from mirror.sources.requirements import parse_requirements, read_requirements
 from mirror.sources.uvlock import UvLock, parse_uv_lock, read_uv_lock, uv_lock_inputs
-from mirror.spec import Sources
+from mirror.spec import LockSource, Sources
 from mirror.targets import Target
 
 __all__ = [
@@ -51,12 +54,18 @@ __all__ = [
     "BuildSystem",
     "Inputs",
     "InvalidSource",
+    "LockedFiles",
     "Project",
     "RootRequirement",
     "UvLock",
     "collect_inputs",
+    "lock_inputs",
     "package_inputs",
     "parse_build_system",
+    "parse_pdm_lock",
+    "parse_pipfile_lock",
+    "parse_poetry_lock",
+    "parse_pylock",
     "parse_pyproject",
     "parse_requirement",
     "parse_requirements",
@@ -73,10 +82,25 @@ def collect_inputs(sources: Sources, target: Target, *, root: Path) -> Inputs:
     """Everything ``sources`` asks to mirror on ``target``: requirements, constraints and local projects.
 
     ``root`` is the workspace directory (the one holding mirror.toml); origins show paths relative to it.
-    Sources are read in the order requirements, projects, uv-locks, packages.
+    Sources are read in the order requirements, projects, locks, packages.
     """
     parts = [read_requirements(path, root=root) for path in sources.requirements]
     parts += [read_project(project, root=root) for project in sources.projects]
-    parts += [uv_lock_inputs(read_uv_lock(path, root=root), target, root=root) for path in sources.uv_locks]
+    parts += [lock_inputs(lock, target, root=root) for lock in sources.locks]
     parts.append(package_inputs(sources.packages))
     return Inputs.combine(parts)
+
+
+def lock_inputs(lock: LockSource, target: Target, *, root: Path) -> Inputs:
+    """One lock's exact pins for ``target`` (its groups or categories chosen), and the project it builds."""
+    match lock.format:
+        case "uv.lock":
+            return uv_lock_inputs(read_uv_lock(lock.path, root=root), target, root=root)
+        case "poetry.lock":
+            return poetry_lock_inputs(read_poetry_lock(lock.path, root=root), target, groups=lock.groups, root=root)
+        case "pdm.lock":
+            return pdm_lock_inputs(read_pdm_lock(lock.path, root=root), target, groups=lock.groups, root=root)
+        case "Pipfile.lock":
+            return pipfile_lock_inputs(read_pipfile_lock(lock.path, root=root), target, groups=lock.groups, root=root)
+        case "pylock.toml":
+            return pylock_inputs(lock.path, target, groups=lock.groups, extras=lock.extras, root=root)

@@ -88,12 +88,23 @@ class Project:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class LockedFiles:
+    """The files a team's lock pins for one package, by sha256: each must be a file the upstream serves."""
+
+    name: str  # normalized
+    version: str
+    origin: str  # the lock, as shown: "app/poetry.lock"
+    files: tuple[tuple[str | None, str], ...]  # (filename, or None where the lock lists only hashes; sha256)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Inputs:
     """What one target's lock starts from."""
 
     requirements: tuple[RootRequirement, ...] = ()  # what to install, every origin kept
-    constraints: tuple[RootRequirement, ...] = ()  # from -c files and uv.lock pins
+    constraints: tuple[RootRequirement, ...] = ()  # from -c files and locks' pins
     projects: tuple[Project, ...] = ()  # local projects, for the build closure (their build_system)
+    locked_files: tuple[LockedFiles, ...] = ()  # what locks say each pinned file's sha256 is
 
     @classmethod
     def combine(cls, parts: Iterable[Inputs]) -> Inputs:
@@ -101,6 +112,7 @@ class Inputs:
         requirements: dict[tuple[str, str], RootRequirement] = {}
         constraints: dict[tuple[str, str], RootRequirement] = {}
         projects: dict[Path, Project] = {}
+        locked: list[LockedFiles] = []
         for part in parts:
             for root in part.requirements:
                 requirements.setdefault((root.line, root.origin), root)
@@ -108,11 +120,23 @@ class Inputs:
                 constraints.setdefault((root.line, root.origin), root)
             for project in part.projects:
                 projects.setdefault(project.path, project)
+            locked += part.locked_files
         return cls(
             requirements=tuple(requirements.values()),
             constraints=tuple(constraints.values()),
             projects=tuple(projects.values()),
+            locked_files=tuple(locked),
         )
+
+    @classmethod
+    def pinned(cls, locked: Iterable[LockedFiles], projects: Iterable[Project] = ()) -> Inputs:
+        """Exactly the ``locked`` packages: each ``name==version`` is a requirement and a constraint."""
+        locked = sorted(locked, key=lambda package: package.name)
+        pins = tuple(
+            RootRequirement(requirement=Requirement(f"{package.name}=={package.version}"), origin=package.origin)
+            for package in locked
+        )
+        return cls(requirements=pins, constraints=pins, projects=tuple(projects), locked_files=tuple(locked))
 
     def requirements_txt(self) -> str:
         """A ``requirements.in`` text: one PEP 508 line per distinct requirement, sorted by name."""
@@ -204,6 +228,23 @@ def shown(path: Path, root: Path) -> str:
         return absolute.resolve().relative_to(root.resolve()).as_posix() or "."
     except ValueError:
         return str(absolute)
+
+
+def read_text(path: Path, label: str) -> str:
+    """A source file's text; :class:`InvalidSource` naming it when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidSource(label, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidSource(label, f"cannot read: {exc}") from None
+
+
+def sha256_of(value: object) -> str | None:
+    """The hex digest of a lock's ``"sha256:<hex>"`` hash string; ``None`` for another algorithm or no hash."""
+    if isinstance(value, str) and value.startswith("sha256:") and len(value) == 71:
+        return value[7:].lower()
+    return None
 
 
 def read_toml(text: str, label: str) -> dict[str, object]:

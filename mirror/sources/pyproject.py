@@ -332,3 +332,22 @@ def read_project(source: ProjectSource, *, root: Path) -> Inputs:
         label=label,
         fallback_name=_legacy_name(directory),
     )
+
+
+def project_beside(lock: Path, *, root: Path) -> tuple[Project, ...]:
+    """The project in a lock file's directory, whose own build the lock's tool makes (``poetry install`` and ``pdm
+    sync`` build the root project): its build system joins the build closure. None when there is no Python project
+    there, or it says it is not a package (Poetry's ``package-mode = false``, PDM's ``distribution = false``)."""
+    directory = lock.parent
+    found = project_file(directory, root)
+    if found is None:
+        return ()
+    label, text = found
+    if text is not None:
+        data = read_toml(text, label)
+        tool = table(data, "tool", label, "tool")
+        if table(tool, "poetry", label, "tool.poetry").get("package-mode") is False:
+            return ()
+        if table(tool, "pdm", label, "tool.pdm").get("distribution") is False:
+            return ()
+    return read_project(ProjectSource(path=directory), root=root).projects

@@ -56,10 +56,12 @@ from mirror.sources.inputs import (
     RELEASE_ADVICE,
     Inputs,
     InvalidSource,
+    LockedFiles,
     Project,
     RootRequirement,
     fields,
     read_toml,
+    sha256_of,
     shown,
 )
 from mirror.sources.pyproject import project_build_system
@@ -96,6 +98,7 @@ class UvPackage:
     dependencies: tuple[UvDependency, ...] = ()
     optional_dependencies: Mapping[str, tuple[UvDependency, ...]] = field(default_factory=dict)  # by extra
     dev_dependencies: Mapping[str, tuple[UvDependency, ...]] = field(default_factory=dict)  # by group
+    files: tuple[tuple[str, str], ...] = ()  # (filename, sha256) of its sdist and wheels
 
     @property
     def kind(self) -> str:
@@ -184,6 +187,13 @@ class UvLock:
         index), and so is one name pinned at two versions (conflicting extras or groups: one resolution cannot
         hold both). Local project directories are skipped.
         """
+        return [
+            RootRequirement(requirement=Requirement(f"{name}=={package.version}"), origin=self.label)
+            for name, package in sorted(self.registry_packages(packages, target=target).items())
+        ]
+
+    def registry_packages(self, packages: Iterable[UvPackage], *, target: Target) -> dict[str, UvPackage]:
+        """The registry packages of ``packages`` by name (see :meth:`pins` for what is refused)."""
         pins: dict[str, UvPackage] = {}
         for package in packages:
             kind, value = package.source
@@ -202,10 +212,7 @@ class UvLock:
                     f"package {package.name!r} is locked at both {other.version} and {package.version} for target"
                     f" {target.name!r} (conflicting extras or groups); one resolution cannot install both",
                 )
-        return [
-            RootRequirement(requirement=Requirement(f"{name}=={package.version}"), origin=self.label)
-            for name, package in sorted(pins.items())
-        ]
+        return pins
 
     def _applies(self, edge: UvDependency, package: UvPackage, target: Target, warned: set[str]) -> bool:
         if edge.marker is None:
@@ -289,6 +296,20 @@ def _lock_tables(value: object, fields: Fields, where: str) -> dict[str, tuple[U
     }
 
 
+def _lock_files(item: Mapping[str, object], check: Fields, where: str) -> tuple[tuple[str, str], ...]:
+    """(filename, sha256) of a package's ``sdist`` and ``wheels`` (the file name is the URL's or path's last part)."""
+    entries = [("sdist", item["sdist"])] if "sdist" in item else []
+    entries += [(f"wheels[{i}]", w) for i, w in enumerate(check.array(item.get("wheels", []), where, "wheels"))]
+    files = []
+    for key, entry in entries:
+        table = check.table(entry, where, key)
+        digest = sha256_of(table.get("hash"))
+        location = table.get("url", table.get("path"))
+        if digest is not None and isinstance(location, str):
+            files.append((unquote(urlsplit(location).path.rsplit("/", 1)[-1]), digest))
+    return tuple(files)
+
+
 def parse_uv_lock(text: str, *, path: Path, label: str | None = None) -> UvLock:
     """Parse the uv.lock ``text`` of the file at ``path`` (shown as ``label``)."""
     label = label if label is not None else str(path)
@@ -328,6 +349,7 @@ def parse_uv_lock(text: str, *, path: Path, label: str | None = None) -> UvLock:
                     item.get("optional-dependencies", {}), check, f"{where}.optional-dependencies"
                 ),
                 dev_dependencies=_lock_tables(item.get("dev-dependencies", {}), check, f"{where}.dev-dependencies"),
+                files=_lock_files(item, check, where),
             )
         )
     return UvLock(path=path, label=label, requires_python=requires_python, packages=tuple(packages))
@@ -352,7 +374,11 @@ def uv_lock_inputs(lock: UvLock, target: Target, *, root: Path) -> Inputs:
     directory is missing is skipped with a warning.
     """
     reached = lock.reachable(target)
-    pins = lock.pins(reached, target=target)
+    registry = lock.registry_packages(reached, target=target)
+    locked = [
+        LockedFiles(name=name, version=str(package.version), origin=lock.label, files=package.files)
+        for name, package in registry.items()
+    ]
     projects = []
     for package in (p for p in reached if p.kind in ("editable", "directory")):
         directory = (lock.path.parent / package.source[1]).absolute()
@@ -366,7 +392,7 @@ def uv_lock_inputs(lock: UvLock, target: Target, *, root: Path) -> Inputs:
             )
             continue
         projects.append(Project(name=package.name, path=directory, build_system=build_system))
-    return Inputs(requirements=tuple(pins), constraints=tuple(pins), projects=tuple(projects))
+    return Inputs.pinned(locked, projects)
 
 
 # -- relocation --------------------------------------------------------------------------------------------

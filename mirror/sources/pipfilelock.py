@@ -1,0 +1,162 @@
+"""Pipfile.lock: the pins Pipenv wrote (JSON, pipfile-spec 6), kept exactly per target.
+
+Each category (``default``, ``develop``, or a custom one) maps a package to its ``version`` (``==X``), its
+``hashes`` and a ``markers`` expression. For a target, the packages of the chosen categories (default:
+``default``) whose markers hold are pinned; ``_meta.requires.python_version`` (or ``python_full_version``) must be
+the target's Python. A package the lock could not pin (Pipenv writes ``"version": "*"`` with no hashes for one it
+could not resolve on the locking machine) is an error on a target that installs it. A package from git, a URL or a
+file is refused; a local path (``editable``, ``path``) is built, not mirrored. The lock lists hashes, not file
+names: each must be the sha256 of a file the upstream serves.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from mirror.errors import MirrorError
+from mirror.sources.inputs import (
+    RELEASE_ADVICE,
+    Inputs,
+    InvalidSource,
+    LockedFiles,
+    fields,
+    read_text,
+    sha256_of,
+    shown,
+)
+from mirror.sources.pyproject import project_beside
+from mirror.targets import Target
+
+DEFAULT = "default"
+_REMOTE_KEYS = ("git", "hg", "svn", "bzr", "file")
+_LOCAL_KEYS = ("path", "editable")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PipfilePackage:
+    name: str  # normalized
+    category: str
+    version: str | None  # None: not pinned (Pipenv wrote "*" or nothing)
+    markers: str | None
+    hashes: tuple[str, ...]
+    local: bool
+    remote: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PipfileLock:
+    path: Path
+    label: str
+    python_version: str | None  # X.Y
+    packages: tuple[PipfilePackage, ...]
+
+    @property
+    def categories(self) -> list[str]:
+        return sorted({p.category for p in self.packages} | {DEFAULT})
+
+    def locked(self, target: Target, categories: tuple[str, ...] = ()) -> list[LockedFiles]:
+        """The packages the chosen ``categories`` (default: default) install on ``target``, with their hashes."""
+        chosen = categories or (DEFAULT,)
+        unknown = [c for c in chosen if c not in self.categories]
+        if unknown:
+            known = ", ".join(self.categories)
+            raise InvalidSource(self.label, f"no category {unknown[0]!r} in the lock; known: {known}")
+        wanted = "{}.{}".format(*target.python_version)
+        if self.python_version and self.python_version != wanted:
+            raise InvalidSource(
+                self.label,
+                f"_meta.requires: the lock is for Python {self.python_version}, not target {target.name!r}"
+                f" (Python {target.python}); lock for it with pipenv lock --python {wanted}, or drop the target",
+            )
+        out: dict[str, LockedFiles] = {}
+        for package in self.packages:
+            if package.category not in chosen or not self._holds(package, target):
+                continue
+            where = f"{package.category}.{package.name}"
+            if package.local:
+                continue
+            if package.remote is not None:
+                raise InvalidSource(
+                    self.label, f"{where}: a {package.remote} source cannot be mirrored from an index; {RELEASE_ADVICE}"
+                )
+            if package.version is None:
+                raise InvalidSource(
+                    self.label,
+                    f"{where}: locked without a version on target {target.name!r} (Pipenv could not resolve it"
+                    " where the lock was made); lock it on that platform, or pin it in the Pipfile",
+                )
+            locked = LockedFiles(
+                name=package.name,
+                version=package.version,
+                origin=self.label,
+                files=tuple((None, h) for h in package.hashes),
+            )
+            other = out.setdefault(package.name, locked)
+            if other.version != locked.version:
+                raise InvalidSource(
+                    self.label,
+                    f"{package.name} is locked at {other.version} and {locked.version} in the chosen categories;"
+                    " one environment cannot install both",
+                )
+        return list(out.values())
+
+    def _holds(self, package: PipfilePackage, target: Target) -> bool:
+        try:
+            return target.evaluate(package.markers)
+        except MirrorError as exc:
+            raise InvalidSource(self.label, f"{package.category}.{package.name}: {exc}") from None
+
+
+def parse_pipfile_lock(text: str, *, path: Path, label: str | None = None) -> PipfileLock:
+    """Parse the Pipfile.lock ``text`` of the file at ``path`` (shown as ``label``)."""
+    label = label if label is not None else str(path)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InvalidSource(label, f"not valid JSON: {exc}") from None
+    check = fields(label, shown="repr")
+    document = check.table(data, "", what="a JSON object", shown="")
+    meta = check.table(document.get("_meta", {}), "_meta")
+    requires = check.table(meta.get("requires", {}), "_meta", "requires")
+    python = check.optional_string(requires.get("python_version"), "_meta.requires", "python_version")
+    full = check.optional_string(requires.get("python_full_version"), "_meta.requires", "python_full_version")
+    if python is None and full is not None:
+        python = ".".join(full.split(".")[:2])
+    packages = []
+    for category, entries in document.items():
+        if category == "_meta":
+            continue
+        for name, value in check.table(entries, category).items():
+            where = f"{category}.{name}"
+            entry = check.table(value, where)
+            version = check.optional_string(entry.get("version"), where, "version")
+            hashes = tuple(
+                h for h in (sha256_of(v) for v in check.strings(entry.get("hashes", []), where, "hashes")) if h
+            )
+            remote = next((key for key in _REMOTE_KEYS if key in entry), None)
+            packages.append(
+                PipfilePackage(
+                    name=str(canonicalize_name(name)),
+                    category=str(canonicalize_name(category)),
+                    version=version.removeprefix("==") if version and version.startswith("==") else None,
+                    markers=check.optional_string(entry.get("markers"), where, "markers"),
+                    hashes=hashes,
+                    local=any(key in entry for key in _LOCAL_KEYS) and remote is None,
+                    remote=remote,
+                )
+            )
+    return PipfileLock(path=path, label=label, python_version=python, packages=tuple(packages))
+
+
+def read_pipfile_lock(path: Path, *, root: Path) -> PipfileLock:
+    label = shown(path, root)
+    return parse_pipfile_lock(read_text(path, label), path=path, label=label)
+
+
+def pipfile_lock_inputs(lock: PipfileLock, target: Target, *, groups: tuple[str, ...], root: Path) -> Inputs:
+    """The lock's pins for ``target``, and the project beside it if there is one."""
+    return Inputs.pinned(lock.locked(target, groups), project_beside(lock.path, root=root))

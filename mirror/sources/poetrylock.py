@@ -1,0 +1,215 @@
+"""poetry.lock: the pins Poetry (>= 2, lock-version 2.1) wrote, kept exactly for each target.
+
+Each ``[[package]]`` says which dependency groups need it (``groups``) and when (``markers``: one PEP 508 marker,
+or one per group). For a target, the packages of the chosen groups (default: ``main``) whose marker holds on that
+target are pinned; ``[metadata] python-versions`` (Poetry's constraint syntax: ``^3.10``, ``>=3.9,<4.0``,
+``~3.11``, ``||``) must allow the target's Python. A package from git, a URL or a file cannot come from an index
+and is refused; a local directory is the project itself or a path dependency and is not mirrored. The files the
+lock lists are kept with their sha256, for the check against the upstream.
+
+Poetry 1.x locks (lock-version 2.0 and older) do not say which group needs a package; they are refused with the
+way out: ``poetry lock`` with Poetry 2 keeps the locked versions and writes the groups.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from mirror.errors import MirrorError
+from mirror.sources.inputs import (
+    RELEASE_ADVICE,
+    Inputs,
+    InvalidSource,
+    LockedFiles,
+    fields,
+    read_text,
+    read_toml,
+    sha256_of,
+    shown,
+)
+from mirror.sources.pyproject import project_beside
+from mirror.targets import Target
+
+MAIN = "main"
+_LOCAL = ("directory",)
+_UNMIRRORABLE = ("git", "url", "file")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PoetryPackage:
+    name: str  # normalized
+    version: str
+    groups: tuple[str, ...]
+    markers: str | dict[str, str] | None  # one marker, or one per group
+    files: tuple[tuple[str, str], ...]  # (filename, sha256)
+    source: str | None  # "legacy", "directory", "git", ...; None: PyPI
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PoetryLock:
+    path: Path
+    label: str
+    python_versions: str | None
+    packages: tuple[PoetryPackage, ...]
+
+    @property
+    def groups(self) -> list[str]:
+        return sorted({g for p in self.packages for g in p.groups})
+
+    def locked(self, target: Target, groups: tuple[str, ...] = ()) -> list[LockedFiles]:
+        """The packages the chosen ``groups`` (default: main) install on ``target``, with their files."""
+        chosen = groups or (MAIN,)
+        unknown = [g for g in chosen if g not in self.groups]
+        if unknown:
+            known = ", ".join(self.groups) or "none"
+            raise InvalidSource(self.label, f"no dependency group {unknown[0]!r} in the lock; known: {known}")
+        if self.python_versions and not poetry_allows(self.python_versions, target.python_full_version, self.label):
+            raise InvalidSource(
+                self.label,
+                f"metadata.python-versions {self.python_versions!r} excludes target {target.name!r} (Python"
+                f" {target.python}); the lock cannot be installed there",
+            )
+        out = []
+        for package in self.packages:
+            applies = [g for g in chosen if g in package.groups]
+            if not applies or not any(_marker_holds(package, g, target, self.label) for g in applies):
+                continue
+            if package.source in _LOCAL:
+                continue
+            if package.source in _UNMIRRORABLE:
+                raise InvalidSource(
+                    self.label,
+                    f"package {package.name} {package.version} comes from a {package.source} source and cannot be"
+                    f" mirrored from an index; {RELEASE_ADVICE}",
+                )
+            out.append(LockedFiles(name=package.name, version=package.version, origin=self.label, files=package.files))
+        return out
+
+
+def _marker_holds(package: PoetryPackage, group: str, target: Target, label: str) -> bool:
+    marker = package.markers.get(group) if isinstance(package.markers, dict) else package.markers
+    try:
+        return target.evaluate(marker)
+    except MirrorError as exc:
+        raise InvalidSource(label, f"package {package.name}: {exc}") from None
+
+
+def parse_poetry_lock(text: str, *, path: Path, label: str | None = None) -> PoetryLock:
+    """Parse the poetry.lock ``text`` of the file at ``path`` (shown as ``label``)."""
+    label = label if label is not None else str(path)
+    data = read_toml(text, label)
+    check = fields(label, shown="repr")
+    metadata = check.table(data.get("metadata", {}), "metadata")
+    version = metadata.get("lock-version")
+    if not isinstance(version, str) or _version_tuple(version) < (2, 1):
+        raise InvalidSource(
+            label,
+            f"metadata.lock-version {version!r}: a Poetry 1.x lock does not say which dependency group needs each"
+            " package; re-lock with Poetry >= 2 (`poetry lock` keeps the locked versions)",
+        )
+    packages = []
+    for i, item in enumerate(check.array(data.get("package", []), "package", what="an array of tables")):
+        where = f"package[{i}]"
+        table = check.table(item, where)
+        name = check.string(table.get("name"), where, "name")
+        groups = tuple(str(canonicalize_name(g)) for g in check.strings(table.get("groups", []), where, "groups"))
+        markers = table.get("markers")
+        if markers is not None and not isinstance(markers, str):
+            markers = {
+                k: check.string(v, f"{where}.markers", k) for k, v in check.table(markers, where, "markers").items()
+            }
+        files = []
+        for j, entry in enumerate(check.array(table.get("files", []), where, "files")):
+            at = f"{where}.files[{j}]"
+            item_table = check.table(entry, at)
+            digest = sha256_of(item_table.get("hash"))
+            if digest is not None:
+                files.append((check.string(item_table.get("file"), at, "file"), digest))
+        source = table.get("source")
+        packages.append(
+            PoetryPackage(
+                name=str(canonicalize_name(name)),
+                version=check.string(table.get("version"), where, "version"),
+                groups=groups,
+                markers=markers,
+                files=tuple(files),
+                source=check.string(check.table(source, where, "source").get("type"), where, "source.type")
+                if source is not None
+                else None,
+            )
+        )
+    python_versions = metadata.get("python-versions")
+    return PoetryLock(
+        path=path,
+        label=label,
+        python_versions=check.string(python_versions, "metadata", "python-versions")
+        if python_versions is not None
+        else None,
+        packages=tuple(packages),
+    )
+
+
+def read_poetry_lock(path: Path, *, root: Path) -> PoetryLock:
+    label = shown(path, root)
+    return parse_poetry_lock(read_text(path, label), path=path, label=label)
+
+
+def poetry_lock_inputs(lock: PoetryLock, target: Target, *, groups: tuple[str, ...], root: Path) -> Inputs:
+    """The lock's pins for ``target``, and the project beside it (``poetry install`` builds it)."""
+    return Inputs.pinned(lock.locked(target, groups), project_beside(lock.path, root=root))
+
+
+# -- Poetry's version constraints (python-versions) ---------------------------------------------------------
+#
+# packaging reads PEP 440 specifiers only; Poetry also writes ^X.Y, ~X.Y, bare versions, "*" and "||" unions.
+# poetry-core parses them (poetry.core.constraints.version) but is not a dependency of the mirror: the subset
+# a lock's python-versions uses is translated here.
+
+_ATOM = re.compile(r"^(\^|~=|~|==|!=|<=|>=|<|>|=)?\s*([0-9][0-9A-Za-z.*+!-]*)$")
+
+
+def poetry_allows(constraint: str, version: str, label: str) -> bool:
+    """Whether Poetry's ``constraint`` (python-versions) allows ``version``."""
+    for alternative in constraint.split("||"):
+        atoms = [a for a in re.split(r"[,\s]+(?=[\^~=!<>0-9*])", alternative.strip()) if a.strip()]
+        if all(_allows(atom.strip(), version, constraint, label) for atom in atoms):
+            return True
+    return False
+
+
+def _allows(atom: str, version: str, constraint: str, label: str) -> bool:
+    if atom == "*":
+        return True
+    match = _ATOM.fullmatch(atom)
+    try:
+        if match is None:
+            raise InvalidSpecifier(atom)
+        operator, text = match[1] or "==", match[2]
+        if operator in ("^", "~"):
+            low = Version(text)
+            parts = [*low.release, 0, 0][:3]
+            count = len(low.release)
+            if operator == "^":
+                first = next((i for i, p in enumerate(parts[:count]) if p != 0), count - 1)
+                high = [*parts[:first], parts[first] + 1]
+            else:
+                high = [parts[0] + 1] if count == 1 else [parts[0], parts[1] + 1]
+            spec = SpecifierSet(f">={low},<{'.'.join(map(str, high))}")
+        else:
+            spec = SpecifierSet(f"{'==' if operator == '=' else operator}{text}")
+        return spec.contains(version, prereleases=True)
+    except (InvalidSpecifier, InvalidVersion):
+        raise InvalidSource(label, f"metadata.python-versions: {constraint!r} is not a version constraint") from None
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split("."))
+    except ValueError:
+        return (0,)
