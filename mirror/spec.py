@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -400,13 +400,9 @@ def _sources(data: Mapping[str, object], root: Path) -> Sources:
     raw_projects = data.get("projects", [])
     if not isinstance(raw_projects, list):
         raise InvalidSpec("sources.projects", 'expected an array of tables such as { path = "." }')
-    for i, item in enumerate(raw_projects):
+    for i, raw in enumerate(raw_projects):
         where = f"sources.projects[{i}]"
-        if isinstance(item, str):
-            item = {"path": item}
-        if not isinstance(item, dict):
-            raise InvalidSpec(where, f'expected a table such as {{ path = "." }} or a path, got {item!r}')
-        _FIELDS.keys(item, _PROJECT_KEYS, where)
+        item = _entry(raw, where, _PROJECT_KEYS, 'a table such as { path = "." } or a path')
         projects.append(
             ProjectSource(
                 path=_path(root, _str(item, "path", where, "."), f"{where}.path"),
@@ -432,16 +428,21 @@ def _sources(data: Mapping[str, object], root: Path) -> Sources:
     )
 
 
+def _entry(raw: object, where: str, keys: Sequence[str], expected: str) -> Mapping[str, object]:
+    """A source entry written as a path or as a table with a ``path`` and only ``keys``."""
+    item = {"path": raw} if isinstance(raw, str) else raw
+    if not isinstance(item, dict):
+        raise InvalidSpec(where, f"expected {expected}, got {raw!r}")
+    _FIELDS.keys(item, keys, where)
+    return cast(Mapping[str, object], item)
+
+
 def _locks(data: Mapping[str, object], root: Path) -> list[LockSource]:
     """``locks`` (paths, or tables with path, groups and extras), then ``uv-locks`` (paths of uv.lock files)."""
     locks = []
-    for i, item in enumerate(_FIELDS.array(data.get("locks", []), "sources", "locks", shown="type repr")):
+    for i, raw in enumerate(_FIELDS.array(data.get("locks", []), "sources", "locks", shown="type repr")):
         where = f"sources.locks[{i}]"
-        if isinstance(item, str):
-            item = {"path": item}
-        if not isinstance(item, dict):
-            raise InvalidSpec(where, f'expected a path or a table such as {{ path = "poetry.lock" }}, got {item!r}')
-        _FIELDS.keys(item, _LOCK_KEYS, where)
+        item = _entry(raw, where, _LOCK_KEYS, 'a path or a table such as { path = "poetry.lock" }')
         path = _path(root, _str(item, "path", where, ""), f"{where}.path")
         found = lock_format(path)
         if found is None:

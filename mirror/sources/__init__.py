@@ -36,13 +36,16 @@ from mirror.sources.inputs import (
     RootRequirement,
     package_inputs,
     parse_requirement,
+    read_text,
     requirement_line,
+    shown,
 )
-from mirror.sources.pdmlock import parse_pdm_lock, pdm_lock_inputs, read_pdm_lock
-from mirror.sources.pipfilelock import parse_pipfile_lock, pipfile_lock_inputs, read_pipfile_lock
-from mirror.sources.poetrylock import parse_poetry_lock, poetry_lock_inputs, read_poetry_lock
-from mirror.sources.pylock import parse_pylock, pylock_inputs
-from mirror.sources.pyproject import parse_build_system, parse_pyproject, read_project
+from mirror.sources.pdmlock import PdmLock, parse_pdm_lock
+from mirror.sources.pipfilelock import PipfileLock, parse_pipfile_lock
+from mirror.sources.poetrylock import PoetryLock, parse_poetry_lock
+from mirror.sources.pylock import locked as locked_pylock
+from mirror.sources.pylock import parse_pylock
+from mirror.sources.pyproject import parse_build_system, parse_pyproject, project_beside, read_project
 from mirror.sources.requirements import parse_requirements, read_requirements
 from mirror.sources.uvlock import UvLock, parse_uv_lock, read_uv_lock, uv_lock_inputs
 from mirror.spec import LockSource, Sources
@@ -93,14 +96,21 @@ def collect_inputs(sources: Sources, target: Target, *, root: Path) -> Inputs:
 
 def lock_inputs(lock: LockSource, target: Target, *, root: Path) -> Inputs:
     """One lock's exact pins for ``target`` (its groups or categories chosen), and the project it builds."""
-    match lock.format:
-        case "uv.lock":
-            return uv_lock_inputs(read_uv_lock(lock.path, root=root), target, root=root)
-        case "poetry.lock":
-            return poetry_lock_inputs(read_poetry_lock(lock.path, root=root), target, groups=lock.groups, root=root)
-        case "pdm.lock":
-            return pdm_lock_inputs(read_pdm_lock(lock.path, root=root), target, groups=lock.groups, root=root)
-        case "Pipfile.lock":
-            return pipfile_lock_inputs(read_pipfile_lock(lock.path, root=root), target, groups=lock.groups, root=root)
-        case "pylock.toml":
-            return pylock_inputs(lock.path, target, groups=lock.groups, extras=lock.extras, root=root)
+    if lock.format == "uv.lock":
+        return uv_lock_inputs(read_uv_lock(lock.path, root=root), target, root=root)
+    label = shown(lock.path, root)
+    text = read_text(lock.path, label)
+    if lock.format == "pylock.toml":
+        pinned = locked_pylock(
+            parse_pylock(text, label=label), target, label=label, groups=lock.groups, extras=lock.extras
+        )
+    else:
+        parsed: PoetryLock | PdmLock | PipfileLock
+        if lock.format == "poetry.lock":
+            parsed = parse_poetry_lock(text, path=lock.path, label=label)
+        elif lock.format == "pdm.lock":
+            parsed = parse_pdm_lock(text, path=lock.path, label=label)
+        else:
+            parsed = parse_pipfile_lock(text, path=lock.path, label=label)
+        pinned = parsed.locked(target, lock.groups)
+    return Inputs.pinned(pinned, project_beside(lock.path, root=root))

@@ -17,6 +17,7 @@ from mirror import _toml
 from mirror._records import Fields, Shown
 from mirror.errors import MirrorError
 from mirror.spec import SPEC_FILENAME
+from mirror.targets import Target
 
 LEGACY_BUILD_REQUIRES = ("setuptools>=40.8.0",)
 LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
@@ -245,6 +246,14 @@ def sha256_of(value: object) -> str | None:
     if isinstance(value, str) and value.startswith("sha256:") and len(value) == 71:
         return value[7:].lower()
     return None
+
+
+def marker_holds(marker: str | None, target: Target, *, label: str, where: str) -> bool:
+    """Whether a lock's PEP 508 ``marker`` holds on ``target``; an invalid one is an :class:`InvalidSource`."""
+    try:
+        return target.evaluate(marker)
+    except MirrorError as exc:
+        raise InvalidSource(label, f"{where}: {exc}") from None
 
 
 def read_toml(text: str, label: str) -> dict[str, object]:

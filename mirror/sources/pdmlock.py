@@ -16,19 +16,15 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
-from mirror.errors import MirrorError
 from mirror.sources.inputs import (
     RELEASE_ADVICE,
-    Inputs,
     InvalidSource,
     LockedFiles,
     fields,
-    read_text,
+    marker_holds,
     read_toml,
     sha256_of,
-    shown,
 )
-from mirror.sources.pyproject import project_beside
 from mirror.targets import Target
 
 DEFAULT = "default"
@@ -106,7 +102,10 @@ class PdmLock:
             )
         out = []
         for package in self.packages:
-            if not set(chosen) & set(package.groups) or not self._holds(package, target):
+            where = f"package {package.name}"
+            if not set(chosen) & set(package.groups) or not marker_holds(
+                package.marker, target, label=self.label, where=where
+            ):
                 continue
             if package.local:
                 continue
@@ -118,12 +117,6 @@ class PdmLock:
                 )
             out.append(LockedFiles(name=package.name, version=package.version, origin=self.label, files=package.files))
         return out
-
-    def _holds(self, package: PdmPackage, target: Target) -> bool:
-        try:
-            return target.evaluate(package.marker)
-        except MirrorError as exc:
-            raise InvalidSource(self.label, f"package {package.name}: {exc}") from None
 
 
 def parse_pdm_lock(text: str, *, path: Path, label: str | None = None) -> PdmLock:
@@ -193,13 +186,3 @@ def parse_pdm_lock(text: str, *, path: Path, label: str | None = None) -> PdmLoc
         environments=tuple(environments),
         packages=tuple(packages),
     )
-
-
-def read_pdm_lock(path: Path, *, root: Path) -> PdmLock:
-    label = shown(path, root)
-    return parse_pdm_lock(read_text(path, label), path=path, label=label)
-
-
-def pdm_lock_inputs(lock: PdmLock, target: Target, *, groups: tuple[str, ...], root: Path) -> Inputs:
-    """The lock's pins for ``target``, and the project beside it (``pdm sync`` builds it)."""
-    return Inputs.pinned(lock.locked(target, groups), project_beside(lock.path, root=root))

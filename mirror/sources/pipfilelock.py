@@ -17,18 +17,14 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from mirror.errors import MirrorError
 from mirror.sources.inputs import (
     RELEASE_ADVICE,
-    Inputs,
     InvalidSource,
     LockedFiles,
     fields,
-    read_text,
+    marker_holds,
     sha256_of,
-    shown,
 )
-from mirror.sources.pyproject import project_beside
 from mirror.targets import Target
 
 DEFAULT = "default"
@@ -74,9 +70,11 @@ class PipfileLock:
             )
         out: dict[str, LockedFiles] = {}
         for package in self.packages:
-            if package.category not in chosen or not self._holds(package, target):
-                continue
             where = f"{package.category}.{package.name}"
+            if package.category not in chosen or not marker_holds(
+                package.markers, target, label=self.label, where=where
+            ):
+                continue
             if package.local:
                 continue
             if package.remote is not None:
@@ -103,12 +101,6 @@ class PipfileLock:
                     " one environment cannot install both",
                 )
         return list(out.values())
-
-    def _holds(self, package: PipfilePackage, target: Target) -> bool:
-        try:
-            return target.evaluate(package.markers)
-        except MirrorError as exc:
-            raise InvalidSource(self.label, f"{package.category}.{package.name}: {exc}") from None
 
 
 def parse_pipfile_lock(text: str, *, path: Path, label: str | None = None) -> PipfileLock:
@@ -150,13 +142,3 @@ def parse_pipfile_lock(text: str, *, path: Path, label: str | None = None) -> Pi
                 )
             )
     return PipfileLock(path=path, label=label, python_version=python, packages=tuple(packages))
-
-
-def read_pipfile_lock(path: Path, *, root: Path) -> PipfileLock:
-    label = shown(path, root)
-    return parse_pipfile_lock(read_text(path, label), path=path, label=label)
-
-
-def pipfile_lock_inputs(lock: PipfileLock, target: Target, *, groups: tuple[str, ...], root: Path) -> Inputs:
-    """The lock's pins for ``target``, and the project beside it if there is one."""
-    return Inputs.pinned(lock.locked(target, groups), project_beside(lock.path, root=root))

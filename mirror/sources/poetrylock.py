@@ -21,19 +21,15 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from mirror.errors import MirrorError
 from mirror.sources.inputs import (
     RELEASE_ADVICE,
-    Inputs,
     InvalidSource,
     LockedFiles,
     fields,
-    read_text,
+    marker_holds,
     read_toml,
     sha256_of,
-    shown,
 )
-from mirror.sources.pyproject import project_beside
 from mirror.targets import Target
 
 MAIN = "main"
@@ -94,10 +90,7 @@ class PoetryLock:
 
 def _marker_holds(package: PoetryPackage, group: str, target: Target, label: str) -> bool:
     marker = package.markers.get(group) if isinstance(package.markers, dict) else package.markers
-    try:
-        return target.evaluate(marker)
-    except MirrorError as exc:
-        raise InvalidSource(label, f"package {package.name}: {exc}") from None
+    return marker_holds(marker, target, label=label, where=f"package {package.name}")
 
 
 def parse_poetry_lock(text: str, *, path: Path, label: str | None = None) -> PoetryLock:
@@ -153,16 +146,6 @@ def parse_poetry_lock(text: str, *, path: Path, label: str | None = None) -> Poe
         else None,
         packages=tuple(packages),
     )
-
-
-def read_poetry_lock(path: Path, *, root: Path) -> PoetryLock:
-    label = shown(path, root)
-    return parse_poetry_lock(read_text(path, label), path=path, label=label)
-
-
-def poetry_lock_inputs(lock: PoetryLock, target: Target, *, groups: tuple[str, ...], root: Path) -> Inputs:
-    """The lock's pins for ``target``, and the project beside it (``poetry install`` builds it)."""
-    return Inputs.pinned(lock.locked(target, groups), project_beside(lock.path, root=root))
 
 
 # -- Poetry's version constraints (python-versions) ---------------------------------------------------------

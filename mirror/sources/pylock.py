@@ -9,8 +9,6 @@ wheel and sdist the lock lists for a selected package is kept with its sha256, f
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from packaging.pylock import (
     PackageArchive,
     PackageDirectory,
@@ -22,8 +20,7 @@ from packaging.pylock import (
 )
 from packaging.tags import Tag
 
-from mirror.sources.inputs import RELEASE_ADVICE, Inputs, InvalidSource, LockedFiles, read_text, read_toml, shown
-from mirror.sources.pyproject import project_beside
+from mirror.sources.inputs import RELEASE_ADVICE, InvalidSource, LockedFiles, read_toml
 from mirror.targets import Target
 
 
@@ -71,18 +68,3 @@ def locked(
             )
         )
     return out
-
-
-def read_pylock(path: Path, *, root: Path) -> tuple[Pylock, str]:
-    label = shown(path, root)
-    return parse_pylock(read_text(path, label), label=label), label
-
-
-def pylock_inputs(
-    path: Path, target: Target, *, groups: tuple[str, ...], extras: tuple[str, ...], root: Path
-) -> Inputs:
-    """The lock's pins for ``target``, and the project beside it if there is one."""
-    lock, label = read_pylock(path, root=root)
-    return Inputs.pinned(
-        locked(lock, target, label=label, groups=groups, extras=extras), project_beside(path, root=root)
-    )
