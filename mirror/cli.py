@@ -144,12 +144,16 @@ def init(
 @spec_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option(
-    "--tags", "tag_limit", type=click.IntRange(min=0), default=8, show_default=True, help="Tags to show (0: all)."
+    "--tags",
+    "tag_limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Tags to show (0: all) [default: 8; --json: all].",
 )
-def targets(spec_path: Path, as_json: bool, tag_limit: int) -> None:
+def targets(spec_path: Path, as_json: bool, tag_limit: int | None) -> None:
     """Show each target: uv platform, marker environment and the wheel tags it accepts, best first."""
     spec = load_spec(spec_path)
-    reports = [t.report(tag_limit) for t in spec.targets]
+    reports = [t.report((0 if as_json else 8) if tag_limit is None else tag_limit) for t in spec.targets]
     if as_json:
         click.echo(json.dumps(reports, indent=2))
         return

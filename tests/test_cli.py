@@ -23,7 +23,10 @@ def test_init_then_targets_json(cli: Cli, tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     host = host_target()
     assert [t["name"] for t in report] == [host.name, "linux-arm64-cp312"]
-    assert report[0]["tags"] == [str(t) for t in host.tags()[:8]]
+    assert report[0]["tags"] == [str(t) for t in host.tags()]  # machine-readable: complete by default
+    limited = json.loads(cli("targets", "--json", "--tags", "3", "--spec", str(tmp_path / "mirror.toml")).stdout)
+    assert limited[0]["tags"] == [str(t) for t in host.tags()[:3]]
+    assert ", … (" in cli("targets", "--spec", str(tmp_path / "mirror.toml")).stdout  # people: the first 8
     arm = Target.create("linux/arm64", "3.12")
     assert {k: v for k, v in report[1].items() if k not in ("markers", "tags")} == {
         "name": "linux-arm64-cp312",

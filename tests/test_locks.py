@@ -282,3 +282,31 @@ def test_pylock_names_follow_pep_751(make_workspace: MakeWorkspace, sha256: Hash
     (root / "mirror.toml").write_text(spec)
     Workspace.open(root / "mirror.toml").lock()
     assert pins(root, LINUX_NAME) == ["om-native==1.0", "om-pure==1.0"]
+
+
+def test_a_legacy_project_with_only_setup_py_is_mirrored_with_its_setup_requires(
+    make_workspace: MakeWorkspace,
+) -> None:
+    root = make_workspace([], extra='projects = ["legacy"]\n')
+    (root / "legacy").mkdir()
+    (root / "legacy" / "setup.py").write_text(
+        "from setuptools import setup\n"
+        "setup(name='legacy', version='1.0', install_requires=['om-pure==1.0'], setup_requires=['om-setuphelper'])\n"
+    )
+    workspace = Workspace.open(root / "mirror.toml")  # no pyproject.toml: accepted
+    manifest = workspace.lock().manifest
+    (entry,) = manifest.targets
+    (build,) = [b for b in entry.builds if b.requirer == "project legacy"]
+    assert build.backend == "setuptools.build_meta:__legacy__"
+    assert "om-setuphelper" in build.requires  # setuptools' legacy backend asks for setup_requires
+    assert [pin.split("==")[0] for pin in build.pins] == ["om-setuphelper", "packaging", "setuptools", "wheel"]
+    assert [p.pin for p in entry.runtime()] == ["om-pure==1.0"]
+
+
+def test_a_project_entry_with_neither_pyproject_nor_setup_py_is_refused(make_workspace: MakeWorkspace) -> None:
+    from mirror.errors import InvalidSpec
+
+    root = make_workspace([], extra='projects = ["nothing"]\n')
+    (root / "nothing").mkdir()
+    with pytest.raises(InvalidSpec, match=r"sources\.projects\[0\]\.path: '.*/nothing/pyproject\.toml' does not exist"):
+        Workspace.open(root / "mirror.toml")
