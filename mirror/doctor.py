@@ -10,6 +10,9 @@ hazards are the ones DESIGN.md lists from real deployments:
   and the project's own modules are never flagged. Well-known import/distribution mismatches (``jwt`` is PyJWT)
   name the distribution to add; an import guarded by ``except ImportError`` or a ``sys.version_info`` /
   ``sys.platform`` test is only a warning.
+* ``missing-from-lock`` (error): an import the mirror has a distribution for, which the project's own lock
+  (uv.lock, poetry.lock, pdm.lock, Pipfile.lock, pylock.toml, read for the target, default groups) does not
+  install: a deploy from that lock lacks it whatever the mirror holds.
 * ``uv-run-build`` (error): ``uv run``/``uv sync`` in a start command builds a ``[build-system]`` project, and
   the build requirements are not in the mirror.
 * ``setup-requires`` (warning): setuptools fetches ``setup_requires`` itself, through pydistutils.cfg.
@@ -39,6 +42,8 @@ from mirror.compilereport import compile_report
 from mirror.errors import MirrorError
 from mirror.manifest import Manifest
 from mirror.sources import InvalidSource, parse_build_system
+from mirror.spec import LockSource, lock_format
+from mirror.targets import Target
 
 Severity = Literal["error", "warning"]
 
@@ -195,6 +200,7 @@ class MirrorView:
     modules: Mapping[str, str]  # top-level import name → distribution providing it (runtime packages)
     available: Mapping[str, str]  # normalized name → version, every package of the target whose files are here
     compiles: Sequence[Mapping[str, object]] = field(default_factory=tuple)  # compile_report entries
+    platform: Target | None = None  # the target itself: a project's own lock is read for it
 
 
 # -- the file edges --------------------------------------------------------------------------------------------
@@ -205,7 +211,8 @@ def _wanted(relpath: str) -> bool:
     lowered = name.lower()
     return (
         lowered.endswith((".py", ".sh", ".bash", ".conf", ".bat", ".cmd", ".ps1", ".yml", ".yaml"))
-        or name in ("pyproject.toml", "setup.cfg", "uv.lock", "Procfile", "Makefile")
+        or name in ("pyproject.toml", "setup.cfg", "Procfile", "Makefile")
+        or lock_format(PurePosixPath(name)) is not None
         or lowered.startswith(("dockerfile", "containerfile"))
         or lowered.endswith(".dockerfile")
         or (lowered.startswith("requirements") and lowered.endswith((".txt", ".in")))
@@ -322,7 +329,9 @@ def mirror_view(manifest: Manifest, target: str, files_dir: Path) -> MirrorView:
         for module in provided:
             modules.setdefault(module, package.name)
     report = compile_report(manifest, built={}).get(target, [])
-    return MirrorView(target=target, modules=modules, available=available, compiles=tuple(report))
+    return MirrorView(
+        target=target, modules=modules, available=available, compiles=tuple(report), platform=entry.target
+    )
 
 
 # -- the checks (pure) -----------------------------------------------------------------------------------------
@@ -676,6 +685,63 @@ def check_uv_lock(files: ProjectFiles) -> list[Finding]:
     return findings
 
 
+def locked_names(relpath: str, text: str, target: Target) -> set[str] | None:
+    """The distributions the lock at ``relpath`` installs on ``target`` (default groups); None if not a lock."""
+    from mirror.sources import lock_inputs_of_text
+
+    found = lock_format(Path(relpath))
+    if found is None:
+        return None
+    inputs = lock_inputs_of_text(text, LockSource(path=Path(relpath), format=found), target, label=relpath)
+    return {str(canonicalize_name(root.requirement.name)) for root in inputs.requirements}
+
+
+def check_lock_imports(files: ProjectFiles, mirror: MirrorView) -> list[Finding]:
+    """``missing-from-lock``: an import the mirror has a distribution for, which the project's own lock
+    (uv.lock, poetry.lock, pdm.lock, Pipfile.lock, pylock.toml) does not install: the deploy from that lock lacks
+    it, whatever the mirror holds."""
+    if mirror.platform is None:
+        return []
+    locks: dict[str, set[str]] = {}
+    findings = []
+    for relpath in files.matching():
+        try:
+            names = locked_names(relpath, files.texts[relpath], mirror.platform)
+        except MirrorError as exc:
+            if PurePosixPath(relpath).name != "uv.lock":  # a uv.lock is also read as text (uv-lock-pypi)
+                findings.append(Finding(severity="warning", code="bad-file", message=str(exc), path=relpath))
+            continue
+        if names is not None and PurePosixPath(relpath).parent == PurePosixPath("."):
+            locks[relpath] = names
+    for lock, names in sorted(locks.items()):
+        reported: set[str] = set()
+        for relpath in files.matching():
+            if not _runtime_source(relpath):
+                continue
+            try:
+                imports = find_imports(files.texts[relpath], relpath)
+            except DoctorError:
+                continue  # check_imports reports it
+            for ref in imports:
+                top = ref.module.split(".")[0]
+                distribution = mirror.modules.get(top)
+                if distribution is None or str(canonicalize_name(distribution)) in names or top in reported:
+                    continue
+                reported.add(top)
+                findings.append(
+                    Finding(
+                        severity="warning" if ref.guarded else "error",
+                        code="missing-from-lock",
+                        message=f"import {ref.module!r}: {distribution} provides {top!r} in the mirror, but {lock}"
+                        f" does not install it on {mirror.target}; add {distribution} to the project's dependencies"
+                        " and re-lock",
+                        path=relpath,
+                        line=ref.line,
+                    )
+                )
+    return findings
+
+
 def check_stale_venv(files: ProjectFiles) -> list[Finding]:
     """``stale-venv``: a deploy script that keeps an existing venv hides requirements missing from the lock."""
     findings = []
@@ -709,6 +775,7 @@ def diagnose(files: ProjectFiles, mirror: MirrorView, *, project: str = ".") -> 
         *check_unpinned(files),
         *check_compiles(mirror),
         *check_uv_lock(files),
+        *check_lock_imports(files, mirror),
         *check_stale_venv(files),
     ]
     findings.sort(key=lambda f: (f.severity != "error", f.path or "", f.line or 0, f.code, f.message))

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
@@ -51,7 +51,7 @@ class ProjectSource:
     groups: tuple[str, ...] = ()
 
 
-def lock_format(path: Path) -> LockFormat | None:
+def lock_format(path: PurePath) -> LockFormat | None:
     """The lock format a file's name says: uv.lock, poetry.lock, pdm.lock, Pipfile.lock, pylock[.NAME].toml."""
     name = path.name
     if name == "pylock.toml" or _PYLOCK_NAME.fullmatch(name):

@@ -276,3 +276,59 @@ def test_read_project_files_skips_venvs_and_finds_own_modules(tmp_path: Path) ->
 def test_finding_without_location() -> None:
     finding = Finding(severity="warning", code="compiles-on-target", message="m")
     assert (finding.location, finding.to_dict()["location"]) == ("", None)
+
+
+POETRY_LOCK_PURE_ONLY = """\
+[[package]]
+name = "om-pure"
+version = "2.0"
+description = ""
+optional = false
+python-versions = ">=3.9"
+groups = ["main"]
+files = []
+
+[[package]]
+name = "om-dep"
+version = "1.0"
+description = ""
+optional = false
+python-versions = "*"
+groups = ["dev"]
+files = []
+
+[metadata]
+lock-version = "2.1"
+python-versions = ">=3.9"
+content-hash = "0"
+"""
+
+
+def test_an_import_the_projects_own_lock_does_not_install_is_an_error(workspace: Path, tmp_path: Path) -> None:
+    project = write(
+        tmp_path / "proj",
+        {
+            "app/__init__.py": "",
+            "app/main.py": "import om_pure\nimport om_dep\n",  # om-dep is in the mirror (om-pure 2.0 needs it)
+            "tests/test_app.py": "import om_dep\n",
+            "poetry.lock": POETRY_LOCK_PURE_ONLY,  # ... but only the dev group installs it
+        },
+    )
+    report = Workspace.open(workspace / "mirror.toml").doctor(project)
+    assert [(f.code, f.location, f.message) for f in report.findings if f.code == "missing-from-lock"] == [
+        (
+            "missing-from-lock",
+            "app/main.py:2",
+            f"import 'om_dep': om-dep provides 'om_dep' in the mirror, but poetry.lock does not install it on"
+            f" {HOST.name}; add om-dep to the project's dependencies and re-lock",
+        )
+    ]
+    assert report.errors  # the deploy from poetry.lock would fail at that import
+
+
+def test_a_lock_doctor_cannot_read_is_a_warning(workspace: Path, tmp_path: Path) -> None:
+    project = write(tmp_path / "proj", {"app.py": "import om_pure\n", "pdm.lock": "[metadata]\nstrategy = []\n"})
+    report = Workspace.open(workspace / "mirror.toml").doctor(project)
+    (finding,) = [f for f in report.findings if f.path == "pdm.lock"]
+    assert (finding.severity, finding.code) == ("warning", "bad-file")
+    assert "without inherit_metadata" in finding.message

@@ -63,6 +63,7 @@ __all__ = [
     "UvLock",
     "collect_inputs",
     "lock_inputs",
+    "lock_inputs_of_text",
     "package_inputs",
     "parse_build_system",
     "parse_pdm_lock",
@@ -99,18 +100,27 @@ def lock_inputs(lock: LockSource, target: Target, *, root: Path) -> Inputs:
     if lock.format == "uv.lock":
         return uv_lock_inputs(read_uv_lock(lock.path, root=root), target, root=root)
     label = shown(lock.path, root)
-    text = read_text(lock.path, label)
-    if lock.format == "pylock.toml":
-        pinned = locked_pylock(
-            parse_pylock(text, label=label), target, label=label, groups=lock.groups, extras=lock.extras
+    pins = lock_inputs_of_text(read_text(lock.path, label), lock, target, label=label)
+    return Inputs.pinned(pins.locked_files, project_beside(lock.path, root=root))
+
+
+def lock_inputs_of_text(text: str, lock: LockSource, target: Target, *, label: str) -> Inputs:
+    """The pins of the lock ``text`` (the file ``lock`` names, shown as ``label``) for ``target``; pure: no file is
+    read (a uv.lock's local projects are not looked up either)."""
+    if lock.format == "uv.lock":
+        parsed_uv = parse_uv_lock(text, path=lock.path, label=label)
+        registry = parsed_uv.registry_packages(parsed_uv.reachable(target), target=target)
+        return Inputs.pinned(
+            LockedFiles(name=name, version=str(p.version), origin=label, files=p.files) for name, p in registry.items()
         )
+    if lock.format == "pylock.toml":
+        pylock = parse_pylock(text, label=label)
+        return Inputs.pinned(locked_pylock(pylock, target, label=label, groups=lock.groups, extras=lock.extras))
+    parsed: PoetryLock | PdmLock | PipfileLock
+    if lock.format == "poetry.lock":
+        parsed = parse_poetry_lock(text, path=lock.path, label=label)
+    elif lock.format == "pdm.lock":
+        parsed = parse_pdm_lock(text, path=lock.path, label=label)
     else:
-        parsed: PoetryLock | PdmLock | PipfileLock
-        if lock.format == "poetry.lock":
-            parsed = parse_poetry_lock(text, path=lock.path, label=label)
-        elif lock.format == "pdm.lock":
-            parsed = parse_pdm_lock(text, path=lock.path, label=label)
-        else:
-            parsed = parse_pipfile_lock(text, path=lock.path, label=label)
-        pinned = parsed.locked(target, lock.groups)
-    return Inputs.pinned(pinned, project_beside(lock.path, root=root))
+        parsed = parse_pipfile_lock(text, path=lock.path, label=label)
+    return Inputs.pinned(parsed.locked(target, lock.groups))
