@@ -250,6 +250,7 @@ def starter_spec(
     *,
     requirements: Sequence[str] = (),
     projects: Sequence[str] = (),
+    locks: Sequence[str] = (),
     uv_locks: Sequence[str] = (),
     packages: Sequence[str] = (),
     upstream: str = PYPI_SIMPLE,
@@ -285,7 +286,10 @@ def starter_spec(
         f"requirements = {array(requirements)}",
         "# pyproject.toml projects: dependencies, chosen extras and dependency groups, and their build-system",
         "projects = [" + ", ".join(f"{{ path = {json.dumps(p)}, extras = [], groups = [] }}" for p in projects) + "]",
-        "# uv.lock files: their pinned versions are kept exactly",
+        "# locks a team already has: poetry.lock, pdm.lock, Pipfile.lock, pylock.toml, uv.lock; their pins are kept",
+        '# exactly, per target (choose groups with { path = "pdm.lock", groups = ["default", "dev"] })',
+        f"locks = {array(locks)}",
+        "# uv.lock files (the older spelling of locks)",
         f"uv-locks = {array(uv_locks)}",
         "# plain requirement strings",
         f"packages = {array(packages)}",
@@ -326,7 +330,8 @@ def init_spec(
     force: bool = False,
 ) -> Started:
     """Write a starter ``directory/mirror.toml``: this host first, then ``targets`` (one for the host's platform
-    replaces the host's); ``requirements.txt``, ``pyproject.toml`` and ``uv.lock`` found there become sources."""
+    replaces the host's); ``requirements.txt``, ``pyproject.toml``, ``uv.lock`` and the locks of Poetry, PDM,
+    Pipenv and PEP 751 found there become sources (with such a lock, the lock is the source, not the project)."""
     chosen = [host_target()]
     for target in targets:
         same = [i for i, t in enumerate(chosen) if t.name == target.name]
@@ -335,10 +340,19 @@ def init_spec(
         else:
             chosen.append(target)
     found = {name: (directory / name).is_file() for name in ("requirements.txt", "pyproject.toml", "uv.lock")}
+    locks = [
+        path.name
+        for path in sorted(directory.glob("*.*"))
+        if path.is_file() and lock_format(path) not in (None, "uv.lock")
+    ]
+    if locks:  # the lock is the source; the project beside it is built, not resolved again
+        found["pyproject.toml"] = False
+    found.update((name, True) for name in locks)
     text = starter_spec(
         chosen,
         requirements=["requirements.txt"] if found["requirements.txt"] else [],
         projects=["."] if found["pyproject.toml"] else [],
+        locks=locks,
         uv_locks=["uv.lock"] if found["uv.lock"] else [],
         packages=list(packages),
         upstream=upstream,

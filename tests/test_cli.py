@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from packaging.tags import sys_tags
 
+from mirror.spec import load_spec
 from mirror.targets import Target, host_target
 from tests.fixtures.env import Cli
 
@@ -148,3 +149,18 @@ def test_an_unexpected_os_error_is_one_line(cli: Cli, monkeypatch: pytest.Monkey
     result = cli("targets")
     assert result.exit_code == 1
     assert result.output == "error: /srv/mirror/mirror.toml: Permission denied\n"
+
+
+def test_init_takes_a_poetry_lock_as_the_source_instead_of_the_project(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "app"\nversion = "1"\n')
+    (tmp_path / "poetry.lock").write_text("")
+    (tmp_path / "pylock.prod.toml").write_text("")
+    result = cli("init", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "  sources: poetry.lock, pylock.prod.toml\n" in result.stdout
+    spec = load_spec(tmp_path / "mirror.toml")
+    assert [(lock.path.name, lock.format) for lock in spec.sources.locks] == [
+        ("poetry.lock", "poetry.lock"),
+        ("pylock.prod.toml", "pylock.toml"),
+    ]
+    assert spec.sources.projects == ()
