@@ -17,7 +17,6 @@ import click
 
 from mirror import __version__
 from mirror._console import Reporter
-from mirror._units import human_size
 from mirror.errors import InvalidSpec, MirrorError
 from mirror.spec import SPEC_FILENAME, init_spec, load_spec
 from mirror.targets import Target
@@ -80,9 +79,9 @@ def main(verbose: int) -> None:
 # -- mirror init ----------------------------------------------------------------------------------------------
 
 
-def _echo(lines: Iterable[str]) -> None:
+def _echo(lines: Iterable[str], *, err: bool = False) -> None:
     for line in lines:
-        click.echo(line)
+        click.echo(line, err=err)
 
 
 def _open(spec_path: Path, progress: Reporter) -> Workspace:
@@ -216,37 +215,14 @@ def lock(spec_path: Path, resolver: str, upgrade: bool, upgrade_packages: tuple[
 # -- mirror fetch / check / sync ------------------------------------------------------------------------------
 
 
-def _print_fetch(outcome: FetchOutcome, offline: bool) -> bool:
+def _print_fetch(outcome: FetchOutcome) -> bool:
     """Print what fetch did; ``False`` when ``--offline`` found files missing."""
-    result = outcome.download
-    click.echo(f"{'target':<28} {'files':>6} {'size':>10} {'new':>5} {'reused':>7}")
-    for stats in result.targets:
-        click.echo(f"{stats.name:<28} {stats.files:>6} {human_size(stats.nbytes):>10} {stats.new:>5} {stats.reused:>7}")
-    if offline:
-        if result.missing:
-            click.echo(f"{len(result.missing)} files missing (--offline downloads nothing):")
-            for name in result.missing:
-                click.echo(f"  {name}")
-            return False
-        click.echo("every locked file is here")
-        return True
-    click.echo(
-        f"downloaded {len(result.downloaded)} files ({human_size(result.nbytes)}), {len(result.reused)} already here;"
-        f" verified by sha256 in {outcome.files_dir}"
-    )
-    if outcome.builds:
-        counts = {s: sum(1 for o in outcome.builds if o.status == s) for s in ("built", "reused", "skipped")}
-        click.echo(
-            f"wheels from sdists: {counts['built']} built here, {counts['reused']} already built,"
-            f" {counts['skipped']} for targets this host cannot build for"
-        )
-        for outcome_ in outcome.builds:
-            if outcome_.status == "failed":
-                click.echo(f"warning: {outcome_.detail}", err=True)
     from mirror.compilereport import render_compile_report
 
+    _echo(outcome.render())
+    _echo(outcome.warnings(), err=True)
     _echo(render_compile_report(outcome.compile_report or {}))
-    return True
+    return not outcome.download.missing
 
 
 def _fetch_options(func: F) -> F:
@@ -275,7 +251,7 @@ def fetch(spec_path: Path, targets: tuple[str, ...], jobs: int, offline: bool, n
     options = FetchOptions(targets=targets, jobs=jobs, offline=offline, build=not no_build)
     with Reporter("lines", "fetching", bar=not offline) as progress:
         outcome = _open(spec_path, progress).fetch(options)
-    if not _print_fetch(outcome, offline):
+    if not _print_fetch(outcome):
         raise SystemExit(1)
 
 
@@ -291,10 +267,8 @@ def check(spec_path: Path, targets: tuple[str, ...]) -> None:
 
 
 def _print_index(result: IndexResult, simple: Path) -> None:
-    for name in result.skipped:
-        click.echo(f"not indexed (missing or unverified; run mirror fetch): {name}", err=True)
-    pages = len(result.written)
-    click.echo(f"index: {result.projects} projects, {result.files} files in {simple} ({pages} pages rewritten)")
+    _echo(result.warnings(), err=True)
+    _echo(result.render(simple))
 
 
 @main.command()
@@ -326,7 +300,7 @@ def sync(
             _lock_options_value(resolver, upgrade, upgrade_packages), FetchOptions(targets=targets, jobs=jobs)
         )
     _echo(result.lock.render())
-    _print_fetch(result.fetch, offline=False)
+    _print_fetch(result.fetch)
     _print_index(result.index, workspace.layout.simple)
 
 
@@ -552,6 +526,20 @@ def relocate_uv_lock(spec_path: Path, uv_lock: Path, mirror_url: str, output: Pa
     out = output if output is not None else uv_lock
     result = _open(spec_path, Reporter()).relocate_uv_lock(uv_lock, url=mirror_url, out=out)
     _echo(result.render(out))
+
+
+@main.command("relocate-poetry-lock")
+@spec_option
+@click.argument("project", type=_EXISTING_DIR)
+@click.option("--url", "mirror_url", required=True, metavar="URL", help="The mirror as the deploy reaches it.")
+def relocate_poetry_lock(spec_path: Path, project: Path, mirror_url: str) -> None:
+    """Point the Poetry project in PROJECT at the mirror, keeping every locked version and hash.
+
+    Poetry has no PyPI-mirror setting and refuses a lock whose content-hash no longer matches pyproject.toml: the
+    project gets a primary source "mirror", every registry package of poetry.lock is installed from it, and the
+    content-hash is computed again, so `poetry install` deploys offline. Both files are rewritten, or neither.
+    """
+    _echo(_open(spec_path, Reporter()).relocate_poetry_lock(project, url=mirror_url).render(project))
 
 
 # -- mirror config ---------------------------------------------------------------------------------------------

@@ -102,6 +102,14 @@ class IndexResult:
     written: tuple[str, ...]  # projects whose pages were (re)written
     skipped: tuple[str, ...]  # locked files not indexed: missing or unverified
 
+    def render(self, simple: Path) -> list[str]:
+        return [
+            f"index: {self.projects} projects, {self.files} files in {simple} ({len(self.written)} pages rewritten)"
+        ]
+
+    def warnings(self) -> list[str]:
+        return [f"not indexed (missing or unverified; run mirror fetch): {name}" for name in self.skipped]
+
 
 def extract_metadata(wheel: Path) -> bytes:
     """The ``*.dist-info/METADATA`` of a wheel (the one whose directory matches the wheel's name)."""

@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # each stage imports what it runs: `mirror index` starts with
     from mirror.fetch import CheckResult, FetchResult
     from mirror.index import IndexResult
     from mirror.lock import LockOptions, LockResult
+    from mirror.sources.poetrylock import PoetryRelocation
     from mirror.sources.uvlock import Relocation
     from mirror.verify import Report as VerifyReport
 
@@ -68,6 +69,38 @@ class FetchOutcome:
     files_dir: Path
     builds: tuple[BuildOutcome, ...] | None  # None: no build was attempted
     compile_report: CompileReport | None  # None: offline (nothing was reported)
+
+    def render(self) -> list[str]:
+        """Per target: files, size, new, reused; then what was downloaded (or, offline, what is missing) and what
+        was built here."""
+        from mirror._units import human_size
+
+        result = self.download
+        lines = [f"{'target':<28} {'files':>6} {'size':>10} {'new':>5} {'reused':>7}"]
+        for stats in result.targets:
+            size = human_size(stats.nbytes)
+            lines.append(f"{stats.name:<28} {stats.files:>6} {size:>10} {stats.new:>5} {stats.reused:>7}")
+        if self.compile_report is None:  # offline
+            if result.missing:
+                lines.append(f"{len(result.missing)} files missing (--offline downloads nothing):")
+                return lines + [f"  {name}" for name in result.missing]
+            return [*lines, "every locked file is here"]
+        lines.append(
+            f"downloaded {len(result.downloaded)} files ({human_size(result.nbytes)}), {len(result.reused)} already"
+            f" here; verified by sha256 in {self.files_dir}"
+        )
+        if self.builds:
+            counts = {s: sum(1 for o in self.builds if o.status == s) for s in ("built", "reused", "skipped")}
+            lines.append(
+                f"wheels from sdists: {counts['built']} built here, {counts['reused']} already built,"
+                f" {counts['skipped']} for targets this host cannot build for"
+            )
+        return lines
+
+    def warnings(self) -> list[str]:
+        """Builds that failed for another reason than a missing build requirement (that package compiles on the
+        target)."""
+        return [f"warning: {o.detail}" for o in self.builds or () if o.status == "failed"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -375,6 +408,17 @@ class Workspace:
         )
         return PublishOutcome(
             result=result, lockfiles=tuple(self.layout.lockfiles / f"{t.name}.txt" for t in manifest.targets)
+        )
+
+    def relocate_poetry_lock(self, project: Path, *, url: str) -> PoetryRelocation:
+        """Point the Poetry project in ``project`` at the mirror served at ``url`` (a primary source, every registry
+        package of poetry.lock from it, the content-hash computed again); notes for groups the mirror lacks."""
+        from mirror._verified import verified_files
+        from mirror.sources.poetrylock import relocate_poetry_lock
+
+        ready, _ = verified_files(self.manifest(), self.layout.files, purpose="relocated onto")
+        return relocate_poetry_lock(
+            project, url=url, held={file.filename: file for file in ready}, targets=self.spec.targets
         )
 
     def relocate_uv_lock(self, uv_lock: Path, *, url: str, out: Path) -> Relocation:

@@ -13,20 +13,28 @@ way out: ``poetry lock`` with Poetry 2 keeps the locked versions and writes the 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import tomli_w
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from mirror import _atomic
 from mirror.sources.inputs import (
     RELEASE_ADVICE,
     InvalidSource,
     LockedFiles,
     fields,
     marker_holds,
+    read_text,
     read_toml,
     sha256_of,
 )
@@ -196,3 +204,147 @@ def _version_tuple(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split("."))
     except ValueError:
         return (0,)
+
+
+# -- relocation onto the mirror (mirror relocate-poetry-lock) ------------------------------------------------
+#
+# Poetry has no setting for a PyPI mirror (python-poetry/poetry#1632): it installs each locked package from the
+# source its lock names (PyPI when none), and refuses a lock whose content-hash no longer matches pyproject.toml.
+# So the project gets a primary source "mirror" (what `poetry source add --priority=primary` writes), every
+# registry package of the lock is attributed to it, and the content-hash is computed again the way Poetry computes
+# it (poetry.packages.locker: sha256 of the sorted JSON of the [project] keys requires-python, dependencies and
+# optional-dependencies, [dependency-groups] (since Poetry 2.3), and [tool.poetry] dependencies, source, extras,
+# dev-dependencies and group). `poetry check --lock` and `poetry install` are run on the result in the tests.
+
+SOURCE_NAME = "mirror"
+_PROJECT_KEYS = ("requires-python", "dependencies", "optional-dependencies")
+_POETRY_LEGACY_KEYS = ("dependencies", "source", "extras", "dev-dependencies")
+_POETRY_KEYS = (*_POETRY_LEGACY_KEYS, "group")
+_GENERATED_BY = re.compile(r"Poetry ([0-9][^ ]*)")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PoetryRelocation:
+    """A Poetry project pointed at the mirror: the new pyproject.toml and poetry.lock texts."""
+
+    pyproject: str
+    lock: str
+    packages: int  # registry packages now installed from the mirror
+    index_url: str
+    notes: tuple[str, ...] = ()
+
+    def render(self, project: Path) -> list[str]:
+        return [
+            f"wrote {project / 'pyproject.toml'} and {project / 'poetry.lock'}: {self.packages} packages from"
+            f" {self.index_url}/",
+            *(f"note: {note}" for note in self.notes),
+        ]
+
+
+def poetry_content_hash(pyproject: Mapping[str, Any], *, with_dependency_groups: bool = True) -> str:
+    """The ``content-hash`` Poetry writes into poetry.lock for ``pyproject`` (parsed pyproject.toml)."""
+    project = pyproject.get("project", {})
+    groups = pyproject.get("dependency-groups", {}) if with_dependency_groups else {}
+    poetry = pyproject.get("tool", {}).get("poetry", {})
+    relevant_project = {key: project[key] for key in _PROJECT_KEYS if project.get(key) is not None}
+    relevant_poetry = {}
+    for key in _POETRY_KEYS:
+        value = poetry.get(key)
+        if value is None and (key not in _POETRY_LEGACY_KEYS or relevant_project or groups):
+            continue
+        relevant_poetry[key] = value
+    content: dict[str, Any] = {}
+    if relevant_project:
+        content["project"] = relevant_project
+    if groups:
+        content["dependency-groups"] = groups
+    if content:
+        content["tool"] = {"poetry": relevant_poetry}
+    else:  # a pyproject with only [tool.poetry]: its keys at the top, as Poetry hashes it
+        content = relevant_poetry
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def relocate_poetry(pyproject_text: str, lock_text: str, *, index_url: str, label: str) -> PoetryRelocation:
+    """Point the Poetry project (its pyproject.toml and poetry.lock texts) at the mirror's ``index_url``."""
+    index_url = index_url.rstrip("/")
+    parse_poetry_lock(lock_text, path=Path(label), label=label)  # the format checks: lock-version 2.1, tables
+    pyproject: dict[str, Any] = read_toml(pyproject_text, "pyproject.toml")
+    tool_poetry = pyproject.get("tool", {}).get("poetry", {}) if isinstance(pyproject.get("tool"), dict) else {}
+    sources = tool_poetry.get("source", []) if isinstance(tool_poetry, dict) else []
+    existing = [s for s in sources if isinstance(s, dict) and s.get("name") == SOURCE_NAME]
+    if existing and str(existing[0].get("url", "")).rstrip("/") != index_url:
+        raise InvalidSource(
+            "pyproject.toml",
+            f"tool.poetry.source: a source named {SOURCE_NAME!r} points at {existing[0].get('url')!r}, not the mirror"
+            f" {index_url}/",
+        )
+    if not existing:
+        block = f'\n[[tool.poetry.source]]\nname = "{SOURCE_NAME}"\nurl = "{index_url}/"\npriority = "primary"\n'
+        pyproject_text = pyproject_text.rstrip("\n") + "\n" + block
+        pyproject = read_toml(pyproject_text, "pyproject.toml")
+    lock: dict[str, Any] = read_toml(lock_text, label)
+    packages = 0
+    for package in lock.get("package", []):
+        assert isinstance(package, dict)
+        source = package.get("source")
+        if source is None or (isinstance(source, dict) and source.get("type") == "legacy"):
+            package["source"] = {"type": "legacy", "url": index_url, "reference": SOURCE_NAME}
+            packages += 1
+    lines = lock_text.splitlines()
+    header = "".join(
+        f"{line}\n" for line in lines[: next((i for i, s in enumerate(lines) if not s.startswith("#")), 0)]
+    )
+    generated = _GENERATED_BY.search(header)
+    with_groups = generated is None or _version_tuple(generated[1].split("+")[0]) >= (2, 3)
+    metadata = lock.get("metadata")
+    assert isinstance(metadata, dict)
+    metadata["content-hash"] = poetry_content_hash(pyproject, with_dependency_groups=with_groups)
+    return PoetryRelocation(
+        pyproject=pyproject_text,
+        lock=header + "\n" + tomli_w.dumps(lock),
+        packages=packages,
+        index_url=index_url,
+    )
+
+
+def relocate_poetry_lock(
+    project: Path, *, url: str, held: Mapping[str, object], targets: Sequence[Target]
+) -> PoetryRelocation:
+    """Point the Poetry project in ``project`` at the mirror served at ``url`` (its pyproject.toml and poetry.lock
+    rewritten together, or neither). The mirror holds the files in ``held`` (by name): a main-group package one of
+    ``targets`` installs with no file there is an error; the other groups it lacks come back as notes."""
+    from mirror.sources.uvlock import RelocateError, mirror_root
+
+    pyproject_path, lock_path = project / "pyproject.toml", project / "poetry.lock"
+    pyproject_text = read_text(pyproject_path, str(pyproject_path))
+    lock_text = read_text(lock_path, str(lock_path))
+    relocation = relocate_poetry(
+        pyproject_text, lock_text, index_url=mirror_root(url) + "/simple", label=str(lock_path)
+    )
+    lock = parse_poetry_lock(lock_text, path=lock_path, label=str(lock_path))
+    missing: dict[str, set[str]] = {}
+    for target in targets:
+        for package in lock.locked(target, tuple(lock.groups)):
+            if package.files and not any(name in held for name, _ in package.files):
+                (entry,) = [p for p in lock.packages if p.name == package.name and p.version == package.version]
+                for group in entry.groups:
+                    missing.setdefault(group, set()).add(f"{package.name} {package.version}")
+    if MAIN in missing:
+        shown_missing = ", ".join(sorted(missing[MAIN]))
+        raise RelocateError(
+            f"{lock_path}: the mirror has no file of {shown_missing} (main group) for its targets; add the lock to"
+            " [sources] locks and run 'mirror sync'"
+        )
+    notes = tuple(
+        f"group {group!r} is not in the mirror ({', '.join(sorted(names))}): install with"
+        f" poetry install --only main, or add the group to the lock's entry in mirror.toml"
+        for group, names in sorted(missing.items())
+    )
+    try:
+        with _atomic.Batch() as batch:
+            batch.write_text(lock_path, relocation.lock)
+            batch.write_text(pyproject_path, relocation.pyproject)
+    except OSError as exc:
+        raise RelocateError(f"{project}: cannot write: {exc}") from None
+    return dataclasses.replace(relocation, notes=notes)
