@@ -1,0 +1,3 @@
+import om_native, om_pure
+
+VERSION = om_pure.VERSION
