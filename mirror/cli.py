@@ -579,12 +579,13 @@ def config_command(
 
     pip.conf, uv.toml, pydistutils.cfg, mirror.env, a Dockerfile snippet, a Kubernetes ConfigMap and pod
     template, and Poetry/PDM/Pipenv snippets go into --out. With --target the target's build lock pins every
-    isolated build. --install --scope writes pip.conf, uv.toml and pydistutils.cfg into this host's locations,
-    keeping a .bak of each file it replaces.
+    isolated build, and pylock.TARGET.toml (its runtime lock, every URL on the mirror) is written for pip and uv.
+    --install --scope writes pip.conf, uv.toml and pydistutils.cfg into this host's locations, keeping a .bak of
+    each file it replaces.
     """
     import os
 
-    from mirror.config import ClientConfig, install_here, load_build_lock, parse_clients, render_files, write_files
+    from mirror.config import ClientConfig, TargetLocks, install_here, parse_clients, render_files, summary, write_files
 
     if (url is None) == (find_links is None):
         raise MirrorError("give either --url (a served mirror) or --find-links (a wheelhouse with no server)")
@@ -593,11 +594,10 @@ def config_command(
     if do_install and scope is None:
         raise MirrorError("--install: needs --scope system, user or venv[=PATH]")
     clients = parse_clients(for_clients)
-    build_lock = None
-    if target_name is not None:
-        spec = load_spec(spec_path)
-        build_lock = load_build_lock(spec.lockfiles, spec.target(target_name).name)
-    client_config = ClientConfig.for_mirror(url=url, find_links=find_links, cert=cert, build_lock=build_lock)
+    locks = TargetLocks.load(spec_path, target_name, runtime=not do_install)
+    client_config = ClientConfig.for_mirror(
+        url=url, find_links=find_links, cert=cert, build_lock=locks.build, runtime_lock=locks.runtime
+    )
     if do_install:
         assert scope is not None
         changes, notes = install_here(client_config, scope, clients=clients, environ=os.environ, home=Path.home())
@@ -616,15 +616,7 @@ def config_command(
     )
     for path in write_files(out_dir, files, client_config):
         click.echo(f"wrote {path}")
-    if client_config.has_credentials:
-        click.echo("the URL holds credentials: every file holding it is mode 0600")
-    if build_lock is None:
-        click.echo("no --target: builds are not pinned to a build lock (add --target NAME)")
-    click.echo(f"index: {client_config.public_url}")
-    if "pip.conf" in files:
-        click.echo(f"  try: PIP_CONFIG_FILE={out / 'pip.conf'} pip install PACKAGE")
-    if "uv.toml" in files:
-        click.echo(f"  try: UV_CONFIG_FILE={out / 'uv.toml'} uv pip install PACKAGE")
+    _echo(summary(client_config, files, out=out, clients=clients, targets=locks.targets))
 
 
 # -- mirror doctor ---------------------------------------------------------------------------------------------

@@ -29,6 +29,11 @@ Facts this module relies on, checked against the tools:
   from ``[easy_install] index_url`` unless ``PIP_INDEX_URL`` is set, plus ``--find-links`` from ``find_links`` —
   never ``--no-index``. The file is read with an interpolating ``ConfigParser``, so ``%`` is written ``%%``.
   ``~/.pydistutils.cfg`` is the user's file; ``DIST_EXTRA_CONFIG`` names one more (setuptools >= 65.4).
+* PEP 751 locks: uv installs one with ``uv pip install -r`` (since 0.6.15), pip since 26.1 (pip changelog 26.1:
+  "experimental support to read requirements from standardized pylock.toml files (-r pylock.toml)"); both call it
+  experimental. The file must be named ``pylock.toml`` or ``pylock.<name>.toml`` (uv refuses another name, pip reads
+  it as a requirements file). Both download each file from its ``url`` and ignore ``--index-url`` for it; both take
+  ``file://`` URLs and absolute ``path`` entries as well (checked with uv 0.13.9 and pip 26.3).
 * Poetry: a ``primary`` source disables the implicit PyPI source (python-poetry/poetry#8771); PDM: ``pypi.url``,
   ``pypi.verify_ssl``, ``pypi.ca_certs`` in pdm.toml, ``PDM_PYPI_URL``; Pipenv: ``PIPENV_PYPI_MIRROR`` replaces the
   PyPI URL in every operation without editing the Pipfile.
@@ -45,6 +50,13 @@ Choices:
   indexes list one directory and do not descend into the tree's ``files/<project>/`` directories (checked: pip 26.3
   and uv 0.13.9 find nothing there), so pip, uv and setuptools all get ``PATH/simple`` as a ``file://`` simple
   index — which keeps hashes, ``requires-python`` and PEP 658 metadata, and never falls back to a network index.
+* **The runtime lock** (``--target``): ``lockfiles/pylock.<target>.toml`` records the upstream's URLs, so a copy
+  ``pylock.<target>.toml`` is written for pip and uv with every file at the mirror's ``/files/<project>/<file>``
+  and ``index`` at its ``/simple/`` — wheels built here included, which the lock can only name by a path relative
+  to the lockfiles. The mirror's static tree has ``files/`` beside ``simple/``, so the copy needs an ``--url``
+  ending in ``/simple/`` (another server's file URLs are unknown: no copy, and a line says so). With
+  ``--find-links`` the URLs are the tree's ``file://`` URLs. Only files the wheelhouse holds (present, verified)
+  are named; a package with none is an error.
 * **Credentials** (``https://user:token@host/simple``) are written only when the URL carries them; every file that
   holds the URL is then mode 0600, and the Kubernetes manifest is a Secret instead of a ConfigMap.
 """
@@ -67,6 +79,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from mirror import _atomic
 from mirror.errors import MirrorError
 from mirror.layout import SIMPLE
+from mirror.lockfile import Served, check_served, pylock_name, render_served_pylock
+from mirror.manifest import Manifest, TargetEntry
+from mirror.spec import Spec, load_spec
 
 __all__ = [
     "BUILD_CONSTRAINTS",
@@ -78,10 +93,13 @@ __all__ = [
     "ClientConfigError",
     "InstallScope",
     "Placement",
+    "RuntimeLock",
+    "TargetLocks",
     "file_names",
     "install",
     "install_plan",
     "load_build_lock",
+    "load_runtime_lock",
     "parse_clients",
     "render_dockerfile",
     "render_env",
@@ -93,6 +111,7 @@ __all__ = [
     "render_poetry",
     "render_pydistutils_cfg",
     "render_uv_toml",
+    "summary",
     "write_files",
 ]
 
@@ -203,6 +222,67 @@ def load_build_lock(lockfiles: Path, target: str) -> BuildLock:
     return BuildLock.parse(text, target=target, where=str(path))
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RuntimeLock:
+    """A target's runtime lock and the files the wheelhouse holds: what ``pylock.<target>.toml`` is made of."""
+
+    entry: TargetEntry
+    manifest: Manifest
+    held: frozenset[str]  # file names present and verified in the wheelhouse
+
+    @property
+    def file_name(self) -> str:
+        return pylock_name(self.entry.name)
+
+    def render(self, root: str) -> str:
+        """The PEP 751 lock for clients of the static tree at ``root`` (``root/files/``, ``root/simple/``)."""
+        return render_served_pylock(self.entry, self.manifest, Served(root=root, held=self.held))
+
+
+def load_runtime_lock(spec: Spec, target: str) -> RuntimeLock:
+    """The current lock of ``target`` (wheels built here included) and the files the wheelhouse holds; raises when
+    a package it installs has none."""
+    from mirror._verified import verified_files
+    from mirror.workspace import Workspace
+
+    workspace = Workspace(spec)
+    manifest = workspace.manifest()
+    entry = manifest.target(target)
+    ready, _ = verified_files(manifest, workspace.layout.files, purpose="named in a pylock")
+    held = frozenset(file.filename for file in ready)
+    try:
+        check_served(entry, manifest, held)
+    except MirrorError as exc:
+        raise ClientConfigError(str(exc)) from None
+    return RuntimeLock(entry=entry, manifest=manifest, held=held)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TargetLocks:
+    """What ``--target`` adds: the build lock and the runtime lock (both ``None`` without it); and the spec's
+    target names, for the line that says how to get them."""
+
+    build: BuildLock | None = None
+    runtime: RuntimeLock | None = None
+    targets: tuple[str, ...] = ()
+
+    @classmethod
+    def load(cls, spec_path: Path, target: str | None, *, runtime: bool = True) -> TargetLocks:
+        """``runtime``: also the runtime lock (``--install`` writes no pylock)."""
+        if target is None:
+            try:
+                return cls(targets=tuple(t.name for t in load_spec(spec_path).targets))
+            except MirrorError:  # no workspace here (or a broken one): the names are only a hint
+                return cls()
+        spec = load_spec(spec_path)
+        name = spec.target(target).name
+        return cls(
+            build=load_build_lock(spec.lockfiles, name),
+            runtime=load_runtime_lock(spec, name) if runtime else None,
+            targets=tuple(t.name for t in spec.targets),
+        )
+
+
 # --- the configuration ------------------------------------------------------------------------------------------
 
 
@@ -229,9 +309,17 @@ class ClientConfig:
     local_tree: str | None = None  # --find-links: the wheelhouse tree as mounted on the clients (no server)
     cert: str | None = None  # a CA bundle's path on the clients
     build_lock: BuildLock | None = None
+    runtime_lock: RuntimeLock | None = None  # pylock.<target>.toml for pip and uv, every URL on the mirror
 
     @classmethod
-    def for_url(cls, url: str, *, cert: str | None = None, build_lock: BuildLock | None = None) -> ClientConfig:
+    def for_url(
+        cls,
+        url: str,
+        *,
+        cert: str | None = None,
+        build_lock: BuildLock | None = None,
+        runtime_lock: RuntimeLock | None = None,
+    ) -> ClientConfig:
         """Clients of a mirror served at ``url`` (its Simple API root, e.g. ``http://mirror:3141/simple/``)."""
         _check_safe("--url", url)
         parts = urlsplit(url)
@@ -244,16 +332,19 @@ class ClientConfig:
             _check_safe("--cert", cert)
             if not PurePosixPath(cert).is_absolute():
                 raise ClientConfigError(f"--cert: {cert!r} must be an absolute path (the CA bundle on the clients)")
-        return cls(index_url=url, cert=cert, build_lock=build_lock)
+        return cls(index_url=url, cert=cert, build_lock=build_lock, runtime_lock=runtime_lock)
 
     @classmethod
-    def for_local_tree(cls, path: str, *, build_lock: BuildLock | None = None) -> ClientConfig:
+    def for_local_tree(
+        cls, path: str, *, build_lock: BuildLock | None = None, runtime_lock: RuntimeLock | None = None
+    ) -> ClientConfig:
         """Clients that read the wheelhouse tree at ``path`` (holding ``simple/`` and ``files/``) with no server."""
         _check_safe("--find-links", path)
         tree = PurePosixPath(path)
         if not tree.is_absolute():
             raise ClientConfigError(f"--find-links: {path!r} must be an absolute path (the tree on the clients)")
-        return cls(index_url=(tree / SIMPLE).as_uri() + "/", local_tree=str(tree), build_lock=build_lock)
+        index_url = (tree / SIMPLE).as_uri() + "/"
+        return cls(index_url=index_url, local_tree=str(tree), build_lock=build_lock, runtime_lock=runtime_lock)
 
     @classmethod
     def for_mirror(
@@ -263,17 +354,17 @@ class ClientConfig:
         find_links: str | None = None,
         cert: str | None = None,
         build_lock: BuildLock | None = None,
+        runtime_lock: RuntimeLock | None = None,
     ) -> ClientConfig:
         """Clients of the mirror at ``url`` or of the tree at ``find_links`` (exactly one); relative paths
         (``cert``, ``find_links``) are made absolute."""
         if (url is None) == (find_links is None):
             raise ClientConfigError("give either --url (a served mirror) or --find-links (a wheelhouse with no server)")
         if url is not None:
-            return cls.for_url(
-                url, cert=str(Path(cert).absolute()) if cert is not None else None, build_lock=build_lock
-            )
+            absolute_cert = str(Path(cert).absolute()) if cert is not None else None
+            return cls.for_url(url, cert=absolute_cert, build_lock=build_lock, runtime_lock=runtime_lock)
         assert find_links is not None
-        return cls.for_local_tree(str(Path(find_links).absolute()), build_lock=build_lock)
+        return cls.for_local_tree(str(Path(find_links).absolute()), build_lock=build_lock, runtime_lock=runtime_lock)
 
     @property
     def trusted_host(self) -> str | None:
@@ -303,6 +394,26 @@ class ClientConfig:
         if not self.has_credentials:
             return self.index_url
         return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+    @property
+    def files_root(self) -> str | None:
+        """The root of the mirror's static tree, under which ``files/<project>/<file>`` sits beside ``simple/``:
+        the tree's ``file://`` URL, or ``--url`` without its final ``/simple/``; ``None`` when ``--url`` does not
+        end in ``/simple/`` (another server, whose file URLs are unknown)."""
+        if self.local_tree is not None:
+            return PurePosixPath(self.local_tree).as_uri().removesuffix("/")
+        parts = urlsplit(self.index_url)
+        path = parts.path.rstrip("/")
+        if not path.endswith("/" + SIMPLE) or parts.query or parts.fragment:
+            return None
+        return parts._replace(path=path.removesuffix("/" + SIMPLE)).geturl()
+
+    @property
+    def pylock(self) -> str | None:
+        """The name of the runtime lock written for pip and uv, if any (a target's, on a known static tree)."""
+        if self.runtime_lock is None or self.files_root is None:
+            return None
+        return self.runtime_lock.file_name
 
 
 # --- renderers (pure) -------------------------------------------------------------------------------------------
@@ -561,8 +672,9 @@ def parse_clients(value: str) -> tuple[str, ...]:
     return tuple(name for name in CLIENTS if name in names)
 
 
-def file_names(clients: Iterable[str], *, build_lock: bool) -> list[str]:
-    """The files the chosen clients need, in writing order (``build-constraints.txt`` with pip, uv or docker)."""
+def file_names(clients: Iterable[str], *, build_lock: bool, pylock: str | None = None) -> list[str]:
+    """The files the chosen clients need, in writing order (``build-constraints.txt`` with pip or docker; the
+    runtime lock ``pylock``, if any, with pip or uv)."""
     chosen = set(clients)
     names: list[str] = []
     for client in CLIENTS:
@@ -570,6 +682,8 @@ def file_names(clients: Iterable[str], *, build_lock: bool) -> list[str]:
             names += [name for name in _FILES[client] if name not in names]
     if build_lock and chosen & {"pip", "docker"}:
         names.append(BUILD_CONSTRAINTS)
+    if pylock is not None and chosen & {"pip", "uv"}:
+        names.append(pylock)
     return names
 
 
@@ -594,7 +708,51 @@ def render_files(
         "Pipfile.source": lambda: render_pipfile_source(config),
         BUILD_CONSTRAINTS: lambda: config.build_lock.render() if config.build_lock is not None else "",
     }
-    return {name: renderers[name]() for name in file_names(clients, build_lock=config.build_lock is not None)}
+    pylock = config.pylock
+    if pylock is not None:
+        lock, root = config.runtime_lock, config.files_root
+        assert lock is not None and root is not None
+        renderers[pylock] = lambda: lock.render(root)
+    names = file_names(clients, build_lock=config.build_lock is not None, pylock=pylock)
+    return {name: renderers[name]() for name in names}
+
+
+def summary(
+    config: ClientConfig,
+    files: Mapping[str, str],
+    *,
+    out: Path,
+    clients: Iterable[str] = CLIENTS,
+    targets: Iterable[str] = (),
+) -> list[str]:
+    """What ``mirror config`` says after writing ``files`` into ``out`` (as the user named it): credentials, what
+    ``--target`` would add, the index, and a command to try for each installer. ``targets``: the spec's."""
+    lines = []
+    if config.has_credentials:
+        lines.append("the URL holds credentials: every file holding it is mode 0600")
+    if config.build_lock is None:
+        lines.append("no --target: builds are not pinned to a build lock (add --target NAME)")
+    names = list(targets)
+    installers = set(clients) & {"pip", "uv"}
+    if config.runtime_lock is None and names and installers and config.files_root is not None:
+        lines.append(f"no --target: no pylock.<target>.toml for pip and uv either (targets: {', '.join(names)})")
+    if config.runtime_lock is not None and config.pylock is None:
+        lines.append(
+            f"no {config.runtime_lock.file_name}: --url does not end in /{SIMPLE}/, so the mirror's file URLs are"
+            " unknown (give the URL of the static tree's /simple/)"
+        )
+    lines.append(f"index: {config.public_url}")
+    if "pip.conf" in files:
+        lines.append(f"  try: PIP_CONFIG_FILE={out / 'pip.conf'} pip install PACKAGE")
+    if "uv.toml" in files:
+        lines.append(f"  try: UV_CONFIG_FILE={out / 'uv.toml'} uv pip install PACKAGE")
+    pylock = config.pylock
+    if pylock is not None and pylock in files:
+        if "pip.conf" in files:
+            lines.append(f"  try: PIP_CONFIG_FILE={out / 'pip.conf'} pip install -r {out / pylock}   (pip >= 26.1)")
+        if "uv.toml" in files:
+            lines.append(f"  try: UV_CONFIG_FILE={out / 'uv.toml'} uv pip install -r {out / pylock}")
+    return lines
 
 
 def _mode(config: ClientConfig, name: str) -> int:

@@ -3,7 +3,14 @@
 * ``<target>.txt`` — pip-installable with ``pip install --require-hashes -r``; only the hashes of the files that
   target uses; ``# via`` comments; a header saying how it was made.
 * ``<target>.build.txt`` — the pinned build closure (pip's ``--build-constraint`` where it is consistent).
-* ``<target>.pylock.toml`` — the runtime lock as PEP 751, built and validated with ``packaging.pylock``.
+* ``<target>.build-unhashed.txt`` — the same active pins without hashes, for pips older than 25.3
+  (``PIP_CONSTRAINT``): a hash in a constraints file puts pip's whole run into hash-checking mode ("all
+  requirements must have their versions pinned with =="), the isolated builds' installs included.
+* ``pylock.<target>.toml`` — the runtime lock as PEP 751 (a name ``packaging.pylock.is_valid_pylock_path``
+  accepts), built and validated with ``packaging.pylock``. Its URLs are the upstream's and a wheel built here is a
+  path relative to the lockfiles: it records the lock. What clients install is the copy :func:`render_served_pylock`
+  makes (``mirror config --target``), every URL on the mirror. ``<target>.pylock.toml``, the name older versions
+  wrote (no installer reads it as PEP 751), is removed by :func:`write_lock`.
 * ``mirror.lock.json`` — the manifest every later stage reads (:mod:`mirror.manifest`).
 
 Everything is rendered from the :class:`~mirror.manifest.Manifest` (pure: manifest in, text out), so ``lock`` and
@@ -13,14 +20,23 @@ Everything is rendered from the :class:`~mirror.manifest.Manifest` (pure: manife
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import tomli_w
 from packaging.markers import Marker
-from packaging.pylock import Package, PackageSdist, PackageWheel, Pylock, PylockValidationError
+from packaging.pylock import (
+    Package,
+    PackageSdist,
+    PackageWheel,
+    Pylock,
+    PylockValidationError,
+    is_valid_pylock_path,
+)
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
@@ -29,6 +45,28 @@ from mirror import __version__, _atomic
 from mirror.errors import MirrorError
 from mirror.layout import Layout
 from mirror.manifest import MANIFEST, FileEntry, Manifest, PackageEntry, TargetEntry
+
+
+def pylock_name(target: str) -> str:
+    """``pylock.<target>.toml``, the PEP 751 file name of a target's runtime lock (checked with
+    ``packaging.pylock.is_valid_pylock_path``: the name between the dots may hold no dot)."""
+    name = f"pylock.{target}.toml"
+    if not is_valid_pylock_path(Path(name)):
+        raise MirrorError(
+            f"target {target!r}: {name} is not a PEP 751 file name (pylock.<name>.toml, no '.' in the name);"
+            " name the target without dots"
+        )
+    return name
+
+
+def legacy_pylock_name(target: str) -> str:
+    """The name older versions gave the PEP 751 lock; no installer reads it as one."""
+    return f"{target}.pylock.toml"
+
+
+def unhashed_build_name(target: str) -> str:
+    """The build lock's active pins without hashes: ``PIP_CONSTRAINT`` for pips older than 25.3."""
+    return f"{target}.build-unhashed.txt"
 
 
 def _header(entry: TargetEntry, manifest: Manifest, *, what: str, usage: str) -> list[str]:
@@ -71,29 +109,48 @@ def render_requirements(entry: TargetEntry, manifest: Manifest) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_build_requirements(entry: TargetEntry, manifest: Manifest) -> str:
-    name = entry.name
+def _versions(entry: TargetEntry) -> dict[str, list[PackageEntry]]:
+    """The target's build packages by name; more than one version where builds need different ones."""
     versions: dict[str, list[PackageEntry]] = defaultdict(list)
     for package in entry.build():
         versions[package.name].append(package)
-    conflicts = {n: ps for n, ps in versions.items() if len(ps) > 1}
+    return versions
+
+
+def _is_active(package: PackageEntry, versions: dict[str, list[PackageEntry]]) -> bool:
+    """Whether ``package`` is the newest of its name (the version a constraints file can pin)."""
+    return package is max(versions[package.name], key=lambda p: Version(p.version))
+
+
+def _inconsistent(versions: dict[str, list[PackageEntry]], *, where: str) -> str:
+    conflicts = sorted(n for n, ps in versions.items() if len(ps) > 1)
+    if not conflicts:
+        return ""
+    return (
+        "\nNOT CONSISTENT: builds need different versions of "
+        + ", ".join(conflicts)
+        + f";\nthe mirror holds all of them; only the newest of each is {where}."
+    )
+
+
+def render_build_requirements(entry: TargetEntry, manifest: Manifest) -> str:
+    name = entry.name
+    versions = _versions(entry)
+    unhashed = unhashed_build_name(name)
     usage = (
         "The build closure: every build requirement of the sdists and projects this target builds,\n"
         "recursively. Use it as a constraint for isolated builds:\n"
         f"    pip install --build-constraint {name}.build.txt ...   (pip >= 25.3)\n"
-        f"    PIP_CONSTRAINT={name}.build.txt pip install ...       (older pip)"
+        f"Older pip: the same pins without hashes, {unhashed}, in the environment:\n"
+        f"    PIP_CONSTRAINT={unhashed} pip install ...\n"
+        "(not this file: its hashes would put the whole run, builds included, into hash-checking mode;\n"
+        "PIP_CONSTRAINT constrains the install itself too)"
     )
-    if conflicts:
-        usage += (
-            "\nNOT CONSISTENT: builds need different versions of "
-            + ", ".join(sorted(conflicts))
-            + ";\nthe mirror holds all of them; only the newest of each is active below, the others are commented."
-        )
+    usage += _inconsistent(versions, where="active below, the others are commented")
     lines = _header(entry, manifest, what="the build lock", usage=usage)
     for package in entry.build():
         text = _entry(package, manifest)
-        newest = max(versions[package.name], key=lambda p: Version(p.version))
-        if package is not newest:
+        if not _is_active(package, versions):
             text = [f"# {line.strip()}" if i == 0 else f"#   {line.strip()}" for i, line in enumerate(text)]
         lines += text
     if entry.builds:
@@ -107,26 +164,93 @@ def render_build_requirements(entry: TargetEntry, manifest: Manifest) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _archive(file: FileEntry, kind: type[PackageWheel] | type[PackageSdist], files_path: str) -> Any:
-    upload = None
-    if file.upload_time:
-        try:
-            upload = datetime.fromisoformat(file.upload_time.replace("Z", "+00:00"))
-        except ValueError:
-            upload = None
-    if file.url is None:  # built here: PEP 751 allows a path relative to the lock file
+def render_unhashed_build_requirements(entry: TargetEntry, manifest: Manifest) -> str:
+    """``<target>.build-unhashed.txt``: the active pins of the build lock, one per line, no hashes.
+
+    pip before 25.3 has no ``--build-constraint``; its isolated builds read ``PIP_CONSTRAINT`` from the
+    environment (tested with the pips of CPython 3.9 to 3.13 venvs, 23.0.1 to 24.2). A hash in that file puts the
+    whole run into hash-checking mode, where every requirement must be pinned with ``==`` — the sdist being
+    built and each build environment's unpinned requirements fail.
+    """
+    name = entry.name
+    versions = _versions(entry)
+    usage = (
+        "The active pins of the build lock without their hashes, for pip older than 25.3:\n"
+        f"    PIP_CONSTRAINT={unhashed_build_name(name)} pip install ...\n"
+        "pip passes the environment on to its isolated builds, and a hash in a constraints file would put\n"
+        "the whole run into hash-checking mode. It constrains the install itself too.\n"
+        f"pip >= 25.3: pip install --build-constraint {name}.build.txt ... (hashes kept)."
+    )
+    usage += _inconsistent(versions, where="here")
+    lines = _header(entry, manifest, what="the build lock without hashes", usage=usage)
+    lines += [package.pin for package in entry.build() if _is_active(package, versions)]
+    return "\n".join(lines) + "\n"
+
+
+# -- PEP 751 -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Served:
+    """The mirror's static tree as clients reach it: ``<root>/simple/`` (the index) and
+    ``<root>/files/<project>/<file>`` (what ``mirror index`` writes and ``mirror serve`` or nginx serve), holding
+    the files named in ``held`` (present and verified)."""
+
+    root: str  # http(s)://host[:port][/path] or file:///path, no trailing slash
+    held: frozenset[str]
+
+    @property
+    def index_url(self) -> str:
+        return f"{self.root}/simple/"
+
+    def url(self, file: FileEntry) -> str:
+        return f"{self.root}/files/{quote(file.relpath)}"
+
+
+def _upload_time(file: FileEntry) -> datetime | None:
+    if not file.upload_time:
+        return None
+    try:
+        return datetime.fromisoformat(file.upload_time.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+Archive = Callable[[FileEntry, type[PackageWheel] | type[PackageSdist]], Any]  # a file as a PEP 751 wheel or sdist
+
+
+def _as_locked(files_path: str) -> Archive:
+    """A file as the lock records it: its upstream URL; a wheel built here by its path below ``files_path``."""
+
+    def archive(file: FileEntry, kind: type[PackageWheel] | type[PackageSdist]) -> Any:
+        digest = {"sha256": file.sha256}
+        if file.url is None:  # built here: PEP 751 allows a path relative to the lock file
+            return kind(name=file.filename, path=f"{files_path}/{file.relpath}", size=file.size, hashes=digest)
+        return kind(name=file.filename, url=file.url, size=file.size, upload_time=_upload_time(file), hashes=digest)
+
+    return archive
+
+
+def _as_served(served: Served) -> Archive:
+    """A file as the mirror serves it: every one at its URL on the mirror, wheels built here included."""
+
+    def archive(file: FileEntry, kind: type[PackageWheel] | type[PackageSdist]) -> Any:
+        digest = {"sha256": file.sha256}
         return kind(
-            name=file.filename,
-            path=f"{files_path}/{file.relpath}",
-            size=file.size,
-            hashes={"sha256": file.sha256},
+            name=file.filename, url=served.url(file), size=file.size, upload_time=_upload_time(file), hashes=digest
         )
-    return kind(name=file.filename, url=file.url, size=file.size, upload_time=upload, hashes={"sha256": file.sha256})
+
+    return archive
 
 
-def build_pylock(entry: TargetEntry, manifest: Manifest, *, files_path: str) -> Pylock:
-    """The runtime lock of one target as a validated PEP 751 document; a wheel built here is named by its path
-    below ``files_path`` (the wheelhouse's ``files/`` relative to the lockfiles)."""
+def _pylock(
+    entry: TargetEntry,
+    manifest: Manifest,
+    *,
+    index: str,
+    archive: Archive,
+    keep: Callable[[FileEntry], bool] = lambda file: True,
+) -> Pylock:
     env = entry.target.marker_environment()
     marker = Marker(
         f"sys_platform == '{env['sys_platform']}' and platform_machine == '{env['platform_machine']}'"
@@ -134,14 +258,14 @@ def build_pylock(entry: TargetEntry, manifest: Manifest, *, files_path: str) -> 
     )
     packages = []
     for package in entry.runtime():
-        files = [manifest.files[f] for f in package.files]
-        wheels = [_archive(f, PackageWheel, files_path) for f in files if f.kind == "wheel"]
-        sdists = [_archive(f, PackageSdist, files_path) for f in files if f.kind == "sdist"]
+        files = [manifest.files[f] for f in package.files if keep(manifest.files[f])]
+        wheels = [archive(f, PackageWheel) for f in files if f.kind == "wheel"]
+        sdists = [archive(f, PackageSdist) for f in files if f.kind == "sdist"]
         packages.append(
             Package(
                 name=NormalizedName(package.name),
                 version=Version(package.version),
-                index=manifest.upstream + "/",
+                index=index,
                 wheels=wheels or None,
                 sdist=sdists[0] if sdists else None,
             )
@@ -160,13 +284,62 @@ def build_pylock(entry: TargetEntry, manifest: Manifest, *, files_path: str) -> 
     return document
 
 
+def build_pylock(entry: TargetEntry, manifest: Manifest, *, files_path: str) -> Pylock:
+    """The runtime lock of one target as a validated PEP 751 document; a wheel built here is named by its path
+    below ``files_path`` (the wheelhouse's ``files/`` relative to the lockfiles)."""
+    return _pylock(entry, manifest, index=manifest.upstream + "/", archive=_as_locked(files_path))
+
+
+def check_served(entry: TargetEntry, manifest: Manifest, held: Collection[str]) -> None:
+    """Raise :class:`MirrorError` naming the runtime packages of ``entry`` none of whose files is in ``held``."""
+    missing = [f"{p.name} {p.version}" for p in entry.runtime() if not any(f in held for f in p.files)]
+    if missing:
+        many = len(missing) != 1
+        raise MirrorError(
+            f"{pylock_name(entry.name)}: {len(missing)} package{'s' if many else ''} of target {entry.name}"
+            f" {'have' if many else 'has'} no file in the wheelhouse: {', '.join(missing)}; run mirror fetch"
+        )
+
+
+def build_served_pylock(entry: TargetEntry, manifest: Manifest, served: Served) -> Pylock:
+    """The runtime lock of one target as clients install it from the mirror: ``index`` is the mirror's
+    ``/simple/``, every file the mirror holds is at its ``/files/`` URL (wheels built here too: they have no
+    upstream URL, and a path would break as soon as the file is copied), files it does not hold are left out.
+    Raises :class:`MirrorError` when a package keeps no file (:func:`check_served`)."""
+    check_served(entry, manifest, served.held)
+    return _pylock(
+        entry, manifest, index=served.index_url, archive=_as_served(served), keep=lambda f: f.filename in served.held
+    )
+
+
 def render_pylock(entry: TargetEntry, manifest: Manifest, *, files_path: str) -> str:
+    name = entry.name
     header = (
-        f"# PEP 751 lock of target {entry.name} ({entry.target.describe()}),\n"
+        f"# PEP 751 lock of target {name} ({entry.target.describe()}),\n"
         f"# autogenerated by offline-mirror {__version__} from {manifest.upstream}. Build requirements: "
-        f"{entry.name}.build.txt\n"
+        f"{name}.build.txt\n"
+        "# It records the lock: its URLs are the upstream's, a wheel built here is a path relative to this folder.\n"
+        f"# Clients install the copy `mirror config --url URL --target {name}` writes, every URL on the mirror:\n"
+        f"#     uv pip install -r {pylock_name(name)}\n"
+        f"#     pip install -r {pylock_name(name)}      (pip >= 26.1)\n"
     )
     return header + tomli_w.dumps(build_pylock(entry, manifest, files_path=files_path).to_dict())
+
+
+def render_served_pylock(entry: TargetEntry, manifest: Manifest, served: Served) -> str:
+    """``pylock.<target>.toml`` for clients of the mirror (:func:`build_served_pylock`), with a header saying how
+    to install it. The header names neither the upstream nor the mirror's URL (which may hold credentials)."""
+    name = pylock_name(entry.name)
+    header = (
+        f"# PEP 751 lock of target {entry.name} ({entry.target.describe()}) for clients of the offline mirror:\n"
+        f"# every file and the index are the mirror's. Written by offline-mirror {__version__} (mirror config).\n"
+        "# Install into a fresh venv with the pip.conf / uv.toml beside it (an sdist an installer builds takes its\n"
+        "# build requirements from the index):\n"
+        f"#     uv pip install -r {name}\n"
+        f"#     pip install -r {name}      (pip >= 26.1)\n"
+        "# (both installers still call their PEP 751 support experimental)\n"
+    )
+    return header + tomli_w.dumps(build_served_pylock(entry, manifest, served).to_dict())
 
 
 def outputs(manifest: Manifest, layout: Layout) -> dict[str, str]:
@@ -176,14 +349,15 @@ def outputs(manifest: Manifest, layout: Layout) -> dict[str, str]:
     for entry in manifest.targets:
         out[f"{entry.name}.txt"] = render_requirements(entry, manifest)
         out[f"{entry.name}.build.txt"] = render_build_requirements(entry, manifest)
-        out[f"{entry.name}.pylock.toml"] = render_pylock(entry, manifest, files_path=files_path)
+        out[unhashed_build_name(entry.name)] = render_unhashed_build_requirements(entry, manifest)
+        out[pylock_name(entry.name)] = render_pylock(entry, manifest, files_path=files_path)
     out[MANIFEST] = manifest.dumps()
     return out
 
 
 def write_lock(manifest: Manifest, layout: Layout) -> list[Path]:
-    """Write every file into ``layout.lockfiles`` atomically (the manifest last); return the files whose content
-    changed."""
+    """Write every file into ``layout.lockfiles`` atomically (the manifest last) and remove each target's
+    ``<target>.pylock.toml`` an older version wrote; return the files changed or removed."""
     changed = []
     for name, text in outputs(manifest, layout).items():
         path = layout.lockfiles / name
@@ -191,6 +365,11 @@ def write_lock(manifest: Manifest, layout: Layout) -> list[Path]:
             continue
         _atomic.write_text(path, text)
         changed.append(path)
+    for entry in manifest.targets:
+        stale = layout.lockfiles / legacy_pylock_name(entry.name)
+        if stale.is_file():
+            stale.unlink()
+            changed.append(stale)
     return changed
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from packaging.pylock import Pylock
+from packaging.pylock import Pylock, is_valid_pylock_path
 
 from mirror.errors import MirrorError
 from mirror.lock import LockOptions, choose_files
+from mirror.lockfile import pylock_name, write_lock
+from mirror.manifest import load_manifest
 from mirror.simple import DistFile, classify
 from mirror.targets import Target, host_target
 from mirror.workspace import Workspace
@@ -101,6 +104,10 @@ def test_two_level_build_closure_with_dynamic_requirement(locked: Path) -> None:
     build_txt = (locked / "lockfiles" / "linux-amd64-cp311.build.txt").read_text()
     assert pins(build_txt) == {"om-backend": "1.0", "om-buildhelper": "1.0", "om-dynamic": "1.0"}
     assert "#   om_sdistonly-1.0.tar.gz: om-backend==1.0, om-buildhelper==1.0, om-dynamic==1.0" in build_txt
+    assert "#     PIP_CONSTRAINT=linux-amd64-cp311.build-unhashed.txt pip install ...\n" in build_txt
+    unhashed = (locked / "lockfiles" / "linux-amd64-cp311.build-unhashed.txt").read_text()
+    assert [line for line in unhashed.splitlines() if not line.startswith("#")] == [
+        "om-backend==1.0", "om-buildhelper==1.0", "om-dynamic==1.0"]  # fmt: skip
     roles = {(p["name"], p["role"]) for p in manifest["targets"]["linux-amd64-cp311"]["packages"]}
     assert ("om-buildhelper", "build") in roles and ("om-buildhelper", "runtime") not in roles
 
@@ -124,12 +131,48 @@ def test_requirements_txt_format(locked: Path) -> None:
 
 def test_pylock_is_valid_pep_751(locked: Path) -> None:
     for name in ("linux-amd64-cp311", "windows-amd64-cp311"):
-        text = (locked / "lockfiles" / f"{name}.pylock.toml").read_text()
+        assert is_valid_pylock_path(locked / "lockfiles" / f"pylock.{name}.toml")
+        text = (locked / "lockfiles" / f"pylock.{name}.toml").read_text()
         document = Pylock.from_dict(tomllib.loads(text))
         document.validate()
         by_name = {str(p.name): p for p in document.packages}
         assert set(by_name) == set(pins((locked / "lockfiles" / f"{name}.txt").read_text()))
         assert by_name["om-dep"].wheels and by_name["om-dep"].wheels[0].hashes["sha256"]
+
+
+def test_lockfile_names(locked: Path) -> None:
+    names = sorted(p.name for p in (locked / "lockfiles").iterdir())
+    assert names == sorted(
+        ["mirror.lock.json"]
+        + [f"{t}{suffix}" for t in ("linux-amd64-cp311", "linux-arm64-cp312", "windows-amd64-cp311",
+                                    "linux-amd64-musl-cp312") for suffix in (".txt", ".build.txt", ".build-unhashed.txt")]
+        + [f"pylock.{t}.toml" for t in ("linux-amd64-cp311", "linux-arm64-cp312", "windows-amd64-cp311",
+                                        "linux-amd64-musl-cp312")]
+    )  # fmt: skip
+
+
+def test_pylock_name_must_be_a_pep_751_name() -> None:
+    assert pylock_name("linux-amd64-cp311") == "pylock.linux-amd64-cp311.toml"
+    with pytest.raises(MirrorError) as caught:
+        pylock_name("prod.v1")
+    assert str(caught.value) == (
+        "target 'prod.v1': pylock.prod.v1.toml is not a PEP 751 file name (pylock.<name>.toml, no '.' in the name);"
+        " name the target without dots"
+    )
+
+
+def test_writing_the_lock_removes_the_pylock_an_older_version_named(locked: Path, tmp_path: Path) -> None:
+    work = tmp_path / "ws"
+    shutil.copytree(locked, work)
+    lockfiles = work / "lockfiles"
+    old = lockfiles / "linux-amd64-cp311.pylock.toml"
+    old.write_text((lockfiles / "pylock.linux-amd64-cp311.toml").read_text())
+    unrelated = lockfiles / "notes.pylock.toml"  # not a target's: left alone
+    unrelated.write_text("")
+    changed = write_lock(load_manifest(lockfiles), Workspace.open(work / "mirror.toml").layout)
+    assert changed == [old]
+    assert not old.exists() and unrelated.exists()
+    assert write_lock(load_manifest(lockfiles), Workspace.open(work / "mirror.toml").layout) == []
 
 
 def test_relock_changes_nothing(cli: Cli, locked: Path) -> None:
@@ -324,3 +367,7 @@ def test_conflicting_build_versions_are_all_kept(make_upstream: object, make_wor
     assert "\n# om-backend==1.0 \\\n#   --hash=sha256:" in text  # the older one is commented out
     assert "\nom-backend==2.0 \\\n    --hash=sha256:" in text
     assert pins(text) == {"om-backend": "2.0"}
+    unhashed = (work / "lockfiles" / "linux-amd64-cp311.build-unhashed.txt").read_text()
+    assert "# NOT CONSISTENT: builds need different versions of om-backend;" in unhashed
+    assert "# the mirror holds all of them; only the newest of each is here.\n" in unhashed
+    assert [line for line in unhashed.splitlines() if not line.startswith("#")] == ["om-backend==2.0"]

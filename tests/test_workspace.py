@@ -83,7 +83,7 @@ def test_a_layout_elsewhere_is_followed_by_every_path(upstream: Upstream, tmp_pa
     assert result.fetch.files_dir == layout.files
     wheel = "om_sdistonly-1.0-py3-none-any.whl"
     assert (layout.files / "om-sdistonly" / wheel).is_file()  # built here
-    pylock = _toml.loads((layout.lockfiles / f"{workspace.spec.targets[0].name}.pylock.toml").read_text())
+    pylock = _toml.loads((layout.lockfiles / f"pylock.{workspace.spec.targets[0].name}.toml").read_text())
     (package,) = [p for p in pylock["packages"] if p["name"] == "om-sdistonly"]
     (built,) = [w for w in package["wheels"] if w["name"] == wheel]
     assert (layout.lockfiles / built["path"]).resolve() == (layout.files / "om-sdistonly" / wheel).resolve()
