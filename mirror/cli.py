@@ -529,17 +529,25 @@ def relocate_uv_lock(spec_path: Path, uv_lock: Path, mirror_url: str, output: Pa
 
 
 @main.command("relocate-poetry-lock")
-@spec_option
 @click.argument("project", type=_EXISTING_DIR)
 @click.option("--url", "mirror_url", required=True, metavar="URL", help="The mirror as the deploy reaches it.")
-def relocate_poetry_lock(spec_path: Path, project: Path, mirror_url: str) -> None:
+@click.option("--spec", "spec_path", type=_FILE, default=None, help="Check the lock against this workspace's mirror.")
+def relocate_poetry_lock(project: Path, mirror_url: str, spec_path: Path | None) -> None:
     """Point the Poetry project in PROJECT at the mirror, keeping every locked version and hash.
 
     Poetry has no PyPI-mirror setting and refuses a lock whose content-hash no longer matches pyproject.toml: the
     project gets a primary source "mirror", every registry package of poetry.lock is installed from it, and the
     content-hash is computed again, so `poetry install` deploys offline. Both files are rewritten, or neither.
+    With --spec (or a ./mirror.toml) the main group must be in that mirror.
     """
-    _echo(_open(spec_path, Reporter()).relocate_poetry_lock(project, url=mirror_url).render(project))
+    from mirror.sources.poetrylock import relocate_poetry_lock as relocate
+
+    if spec_path is None and Path(SPEC_FILENAME).is_file():
+        spec_path = Path(SPEC_FILENAME)
+    if spec_path is None:
+        _echo(relocate(project, url=mirror_url).render(project))
+    else:
+        _echo(_open(spec_path, Reporter()).relocate_poetry_lock(project, url=mirror_url).render(project))
 
 
 # -- mirror config ---------------------------------------------------------------------------------------------

@@ -34,9 +34,12 @@ Facts this module relies on, checked against the tools:
   experimental. The file must be named ``pylock.toml`` or ``pylock.<name>.toml`` (uv refuses another name, pip reads
   it as a requirements file). Both download each file from its ``url`` and ignore ``--index-url`` for it; both take
   ``file://`` URLs and absolute ``path`` entries as well (checked with uv 0.13.9 and pip 26.3).
-* Poetry: a ``primary`` source disables the implicit PyPI source (python-poetry/poetry#8771); PDM: ``pypi.url``,
-  ``pypi.verify_ssl``, ``pypi.ca_certs`` in pdm.toml, ``PDM_PYPI_URL``; Pipenv: ``PIPENV_PYPI_MIRROR`` replaces the
-  PyPI URL in every operation without editing the Pipfile.
+* Poetry: a ``primary`` source disables the implicit PyPI source (python-poetry/poetry#8771), but a source added to
+  pyproject.toml changes the lock's content-hash and Poetry then refuses the lock; there is no PyPI-mirror setting
+  (python-poetry/poetry#1632). ``mirror relocate-poetry-lock`` rewrites both together. PDM: ``pypi.url``,
+  ``pypi.verify_ssl``, ``pypi.ca_certs`` in pdm.toml, ``PDM_PYPI_URL`` (project configuration, outside pdm.lock's
+  content hash). Pipenv: ``PIPENV_PYPI_MIRROR`` replaces the PyPI URL in every operation without editing the
+  Pipfile, whose hash Pipfile.lock holds. Each is run for real in tests/test_lock_clients.py.
 
 Choices:
 
@@ -107,7 +110,7 @@ __all__ = [
     "render_k8s",
     "render_pdm_toml",
     "render_pip_conf",
-    "render_pipfile_source",
+    "render_pipenv",
     "render_poetry",
     "render_pydistutils_cfg",
     "render_uv_toml",
@@ -128,7 +131,7 @@ _FILES: dict[str, tuple[str, ...]] = {
     "k8s": ("k8s-configmap.yaml",),
     "poetry": ("poetry.txt",),
     "pdm": ("pdm.toml",),
-    "pipenv": ("Pipfile.source",),
+    "pipenv": ("pipenv.txt",),
 }
 INSTALLABLE: tuple[str, ...] = ("pip", "uv", "setuptools")  # what --install puts into this host's locations
 
@@ -612,21 +615,21 @@ def render_k8s(config: ClientConfig) -> str:
 
 
 def render_poetry(config: ClientConfig) -> str:
-    """poetry.txt: the ``poetry source add`` command and the pyproject.toml table it writes."""
+    """poetry.txt: how a Poetry project installs its poetry.lock from the mirror (tests/test_lock_clients.py)."""
+    url = shlex.quote(config.index_url)
     lines = [
-        "# Poetry: the mirror as the project's only source. Written by offline-mirror (mirror config).",
-        "# A primary source disables Poetry's implicit PyPI source. Run in the project:",
-        f"poetry source add --priority=primary mirror {shlex.quote(config.index_url)}",
+        "# Poetry: install the project's poetry.lock from the mirror. Written by offline-mirror (mirror config).",
+        '# Poetry has no PyPI-mirror setting, and `poetry source add` alone makes it refuse the lock ("pyproject.toml',
+        '# changed significantly"): point the project and its lock at the mirror together (a primary source',
+        "# 'mirror', every locked package from it, versions and hashes kept, the lock's content-hash computed again).",
+        "# In the project directory (offline-mirror installed, e.g. by a bundle's install.sh):",
+        f"mirror relocate-poetry-lock . --url {url}",
     ]
     if config.cert:
         lines.append(f"poetry config certificates.mirror.cert {shlex.quote(config.cert)}")
     lines += [
-        "",
-        "# or write it into pyproject.toml:",
-        "[[tool.poetry.source]]",
-        'name = "mirror"',
-        f"url = {_toml(config.index_url)}",
-        'priority = "primary"',
+        "poetry install --only main",
+        "# (--only main unless the mirror's lock entry names the project's other groups too)",
     ]
     return "\n".join(lines) + "\n"
 
@@ -646,15 +649,16 @@ def render_pdm_toml(config: ClientConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_pipfile_source(config: ClientConfig) -> str:
-    """Pipfile.source: the ``[[source]]`` table that replaces the Pipfile's."""
+def render_pipenv(config: ClientConfig) -> str:
+    """pipenv.txt: how a Pipenv project installs its Pipfile.lock from the mirror (tests/test_lock_clients.py)."""
     lines = [
-        "# Pipenv: replace every [[source]] table of the Pipfile with this one, or set PIPENV_PYPI_MIRROR",
-        "# (mirror.env). Written by offline-mirror (mirror config).",
-        "[[source]]",
-        'name = "mirror"',
-        f"url = {_toml(config.index_url)}",
-        f"verify_ssl = {'false' if config.trusted_host else 'true'}",
+        "# Pipenv: install the project's Pipfile.lock from the mirror. Written by offline-mirror (mirror config).",
+        "# Keep the Pipfile as it is: Pipfile.lock holds its hash and `pipenv install --deploy` refuses a changed",
+        "# one. PIPENV_PYPI_MIRROR puts the mirror in place of PyPI for every operation (mirror.env sets it, and",
+        "# pip's trusted host for a plain-http mirror). In the project directory:",
+        "set -a; . ./mirror.env; set +a",
+        "pipenv install --deploy",
+        f"# or, alone: PIPENV_PYPI_MIRROR={shlex.quote(config.index_url)} pipenv install --deploy",
     ]
     return "\n".join(lines) + "\n"
 
@@ -705,7 +709,7 @@ def render_files(
         "k8s-configmap.yaml": lambda: render_k8s(config),
         "poetry.txt": lambda: render_poetry(config),
         "pdm.toml": lambda: render_pdm_toml(config),
-        "Pipfile.source": lambda: render_pipfile_source(config),
+        "pipenv.txt": lambda: render_pipenv(config),
         BUILD_CONSTRAINTS: lambda: config.build_lock.render() if config.build_lock is not None else "",
     }
     pylock = config.pylock

@@ -249,15 +249,14 @@ spec:
                 path: uv.toml
 """,
     "poetry.txt": """\
-# Poetry: the mirror as the project's only source. Written by offline-mirror (mirror config).
-# A primary source disables Poetry's implicit PyPI source. Run in the project:
-poetry source add --priority=primary mirror http://mirror.internal:3141/simple/
-
-# or write it into pyproject.toml:
-[[tool.poetry.source]]
-name = "mirror"
-url = "http://mirror.internal:3141/simple/"
-priority = "primary"
+# Poetry: install the project's poetry.lock from the mirror. Written by offline-mirror (mirror config).
+# Poetry has no PyPI-mirror setting, and `poetry source add` alone makes it refuse the lock ("pyproject.toml
+# changed significantly"): point the project and its lock at the mirror together (a primary source
+# 'mirror', every locked package from it, versions and hashes kept, the lock's content-hash computed again).
+# In the project directory (offline-mirror installed, e.g. by a bundle's install.sh):
+mirror relocate-poetry-lock . --url http://mirror.internal:3141/simple/
+poetry install --only main
+# (--only main unless the mirror's lock entry names the project's other groups too)
 """,
     "pdm.toml": """\
 # PDM: the mirror as the only index. Written by offline-mirror (mirror config). Save as pdm.toml next
@@ -266,13 +265,14 @@ priority = "primary"
 url = "http://mirror.internal:3141/simple/"
 verify_ssl = false
 """,
-    "Pipfile.source": """\
-# Pipenv: replace every [[source]] table of the Pipfile with this one, or set PIPENV_PYPI_MIRROR
-# (mirror.env). Written by offline-mirror (mirror config).
-[[source]]
-name = "mirror"
-url = "http://mirror.internal:3141/simple/"
-verify_ssl = false
+    "pipenv.txt": """\
+# Pipenv: install the project's Pipfile.lock from the mirror. Written by offline-mirror (mirror config).
+# Keep the Pipfile as it is: Pipfile.lock holds its hash and `pipenv install --deploy` refuses a changed
+# one. PIPENV_PYPI_MIRROR puts the mirror in place of PyPI for every operation (mirror.env sets it, and
+# pip's trusted host for a plain-http mirror). In the project directory:
+set -a; . ./mirror.env; set +a
+pipenv install --deploy
+# or, alone: PIPENV_PYPI_MIRROR=http://mirror.internal:3141/simple/ pipenv install --deploy
 """,
     BUILD_CONSTRAINTS: SNAPSHOT_BUILD_CONSTRAINTS,
 }
@@ -407,21 +407,11 @@ def test_every_file_parses(name: str) -> None:
     assert pdm["pypi"]["url"] == config.index_url
     assert pdm["pypi"].get("verify_ssl", True) is (config.trusted_host is None)
     assert pdm["pypi"].get("ca_certs") == config.cert
-    assert tomllib.loads(files["Pipfile.source"])["source"] == [
-        {"name": "mirror", "url": config.index_url, "verify_ssl": config.trusted_host is None}
-    ]
-    command, _, table = files["poetry.txt"].partition("\n# or write it into pyproject.toml:\n")
-    assert shlex.split(command.splitlines()[2]) == [
-        "poetry",
-        "source",
-        "add",
-        "--priority=primary",
-        "mirror",
-        config.index_url,
-    ]
-    assert tomllib.loads(table)["tool"]["poetry"]["source"] == [
-        {"name": "mirror", "url": config.index_url, "priority": "primary"}
-    ]
+    pipenv = [line for line in files["pipenv.txt"].splitlines() if not line.startswith("#")]
+    assert pipenv == ["set -a; . ./mirror.env; set +a", "pipenv install --deploy"]
+    poetry = [shlex.split(line) for line in files["poetry.txt"].splitlines() if not line.startswith("#")]
+    assert poetry[0] == ["mirror", "relocate-poetry-lock", ".", "--url", config.index_url]
+    assert poetry[-1] == ["poetry", "install", "--only", "main"]
 
     env_lines = [line for line in files["mirror.env"].splitlines() if not line.startswith("#")]
     assert all(re.fullmatch(r"[A-Z_]+=[^\s\"'`$\\;&|<>()]+", line) for line in env_lines), env_lines
@@ -579,7 +569,7 @@ def test_parse_clients(value: str, expected: tuple[str, ...]) -> None:
         (
             ["poetry", "pdm", "pipenv", "env", "k8s"],
             True,
-            ["mirror.env", "k8s-configmap.yaml", "poetry.txt", "pdm.toml", "Pipfile.source"],
+            ["mirror.env", "k8s-configmap.yaml", "poetry.txt", "pdm.toml", "pipenv.txt"],
         ),
     ],
 )

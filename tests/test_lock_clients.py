@@ -4,13 +4,13 @@ Each fixture project (tests/data/clients) was locked by the real tool (Poetry 2.
 against the fixture index when om-pure 1.0 was its newest; the upstream the mirror is made from now also has
 om-pure 2.0, so anything that resolved the project again would install 2.0 (and om-dep with it). The mirror is
 synced from the lock (`[sources] locks`), then, inside `unshare --user --net` with only loopback, `mirror serve`
-serves it and the test runs exactly what docs/deploy.md tells a user to run:
+serves it and the test runs exactly what `mirror config` and docs/deploy.md tell a user to run — the commands of
+the `poetry.txt` and `pipenv.txt` it writes, line for line:
 
-* Poetry: `mirror relocate-poetry-lock PROJECT --url URL`, then `poetry install --only main` (the root project is
-  built with poetry-core, a build requirement the mirror holds);
-* PDM: `mirror config --url URL --for pdm`, `pdm.toml` copied next to pyproject.toml, `pdm sync --prod` (the root
-  project built with pdm-backend from the mirror);
-* Pipenv: `mirror config --url URL --for env`, `mirror.env` sourced, `pipenv install --deploy`.
+* Poetry: `mirror relocate-poetry-lock . --url URL`, then `poetry install --only main` (the root project installed);
+* PDM: `pdm.toml` copied next to pyproject.toml, `pdm sync --prod` (the root project built with pdm-backend from
+  the mirror);
+* Pipenv: `mirror.env` copied into the project and sourced, `pipenv install --deploy`.
 
 Then the installed project imports om-pure 1.0.
 """
@@ -101,8 +101,9 @@ def offline(spec: Path, home: Path, script: str, **env: str) -> subprocess.Compl
     )
     return subprocess.run(
         ["unshare", "--user", "--map-root-user", "--net", "sh", "-c", wrapper + script],
-        # the tools find the base Python first: they make their venvs from it (never the test venv's own)
-        env=isolated_env(home, extra={"PATH": f"{BASE_PYTHON.parent}:/usr/bin:/bin", **env}),
+        # mirror and the tools by name, as a user runs them; the base Python first: the tools make their venvs from
+        # it, never from the test venv's own (PDM given a venv's python installs into that venv)
+        env=isolated_env(home, extra={"PATH": f"{BASE_PYTHON.parent}:{BIN}:/usr/bin:/bin", **env}),
         capture_output=True,
         text=True,
         timeout=600,
@@ -113,20 +114,36 @@ def assert_ok(done: subprocess.CompletedProcess[str]) -> None:
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
 
 
+def commands(client_config: Path, name: str) -> str:
+    """The commands a file `mirror config` wrote tells the user to run (its lines that are not comments)."""
+    lines = (client_config / name).read_text().splitlines()
+    return "\n".join(line for line in lines if line and not line.startswith("#"))
+
+
+def configured(spec: Path, out: Path, clients: str) -> None:
+    done = subprocess.run(
+        [BIN / "mirror", "config", "--url", f"{URL}/simple/", "--for", clients, "-o", out, "--spec", spec],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 @needs_namespace
 def test_poetry_installs_the_relocated_lock_offline(make_upstream: MakeUpstream, tmp_path: Path) -> None:
-    poetry = tool("poetry")
+    tool("poetry")
     spec = mirrored(make_upstream, tmp_path, "poetry", "poetry.lock", ("poetry-core",))
     project = tmp_path / "project"
+    configured(spec, tmp_path / "client-config", "poetry")
     done = offline(
         spec,
         tmp_path,
         f"""
         cd {project}
-        {BIN / "mirror"} relocate-poetry-lock . --url {URL}/ --spec {spec}
-        {poetry} check --lock
-        {poetry} install --only main
-        {poetry} run python -c "import app, om_pure; assert app.VERSION == om_pure.VERSION == '1.0', app.VERSION"
+        {commands(tmp_path / "client-config", "poetry.txt")}
+        poetry check --lock
+        poetry run python -c "import app, om_pure; assert app.VERSION == om_pure.VERSION == '1.0', app.VERSION"
         """,
         POETRY_VIRTUALENVS_IN_PROJECT="true",
         POETRY_CACHE_DIR=str(tmp_path / "poetry-cache"),
@@ -141,17 +158,17 @@ def test_poetry_installs_the_relocated_lock_offline(make_upstream: MakeUpstream,
 
 @needs_namespace
 def test_pdm_syncs_the_lock_offline_with_the_mirrors_pdm_toml(make_upstream: MakeUpstream, tmp_path: Path) -> None:
-    pdm = tool("pdm")
+    tool("pdm")
     spec = mirrored(make_upstream, tmp_path, "pdm", "pdm.lock", ("pdm-backend",))
     project = tmp_path / "project"
+    configured(spec, tmp_path / "client-config", "pdm")
+    shutil.copy(tmp_path / "client-config" / "pdm.toml", project / "pdm.toml")  # as its first line says
     done = offline(
         spec,
         tmp_path,
         f"""
-        {BIN / "mirror"} config --url {URL}/simple/ --for pdm -o {tmp_path / "client-config"} --spec {spec}
-        cp {tmp_path / "client-config" / "pdm.toml"} {project}/pdm.toml
         cd {project}
-        {pdm} sync --prod
+        pdm sync --prod
         .venv/bin/python -c "import app, om_pure; assert app.VERSION == om_pure.VERSION == '1.0', app.VERSION"
         """,
         PDM_CACHE_DIR=str(tmp_path / "pdm-cache"),
@@ -163,18 +180,18 @@ def test_pdm_syncs_the_lock_offline_with_the_mirrors_pdm_toml(make_upstream: Mak
 
 @needs_namespace
 def test_pipenv_installs_the_lock_offline_with_the_mirrors_env(make_upstream: MakeUpstream, tmp_path: Path) -> None:
-    pipenv = tool("pipenv")
+    tool("pipenv")
     spec = mirrored(make_upstream, tmp_path, "pipenv", "Pipfile.lock", ())
     project = tmp_path / "project"
     before = json.loads((project / "Pipfile.lock").read_text())["_meta"]["hash"]
+    configured(spec, tmp_path / "client-config", "pipenv,env")
+    shutil.copy(tmp_path / "client-config" / "mirror.env", project / "mirror.env")  # as pipenv.txt says
     done = offline(
         spec,
         tmp_path,
         f"""
-        {BIN / "mirror"} config --url {URL}/simple/ --for env -o {tmp_path / "client-config"} --spec {spec}
-        set -a; . {tmp_path / "client-config" / "mirror.env"}; set +a
         cd {project}
-        {pipenv} install --deploy --python {BASE_PYTHON}
+        {commands(tmp_path / "client-config", "pipenv.txt")}
         .venv/bin/python -c "import om_pure, om_native; assert om_pure.VERSION == '1.0', om_pure.VERSION"
         """,
         PIPENV_VENV_IN_PROJECT="1",

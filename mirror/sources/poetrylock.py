@@ -309,11 +309,11 @@ def relocate_poetry(pyproject_text: str, lock_text: str, *, index_url: str, labe
 
 
 def relocate_poetry_lock(
-    project: Path, *, url: str, held: Mapping[str, object], targets: Sequence[Target]
+    project: Path, *, url: str, held: Mapping[str, object] | None = None, targets: Sequence[Target] = ()
 ) -> PoetryRelocation:
     """Point the Poetry project in ``project`` at the mirror served at ``url`` (its pyproject.toml and poetry.lock
-    rewritten together, or neither). The mirror holds the files in ``held`` (by name): a main-group package one of
-    ``targets`` installs with no file there is an error; the other groups it lacks come back as notes."""
+    rewritten together, or neither). With ``held`` (the files the mirror holds, by name), a main-group package one
+    of ``targets`` installs with no file there is an error, and the other groups it lacks come back as notes."""
     from mirror.sources.uvlock import RelocateError, mirror_root
 
     pyproject_path, lock_path = project / "pyproject.toml", project / "poetry.lock"
@@ -324,9 +324,9 @@ def relocate_poetry_lock(
     )
     lock = parse_poetry_lock(lock_text, path=lock_path, label=str(lock_path))
     missing: dict[str, set[str]] = {}
-    for target in targets:
+    for target in targets if held is not None else ():
         for package in lock.locked(target, tuple(lock.groups)):
-            if package.files and not any(name in held for name, _ in package.files):
+            if package.files and not any(name in (held or {}) for name, _ in package.files):
                 (entry,) = [p for p in lock.packages if p.name == package.name and p.version == package.version]
                 for group in entry.groups:
                     missing.setdefault(group, set()).add(f"{package.name} {package.version}")
