@@ -44,11 +44,9 @@ def sha256(upstream_catalog: Catalog) -> Hash:
     return digest
 
 
-def poetry_lock(h: Hash, *, python: str = ">=3.10", pure_hash: str | None = None) -> str:
+def poetry_lock(h: Hash, *, python: str = ">=3.10") -> str:
     def package(name: str, groups: str, files: tuple[str, ...], markers: str = "") -> str:
         listed = ",\n".join(f'    {{file = "{f}", hash = "sha256:{h(f)}"}}' for f in files)
-        if pure_hash is not None and name == "om-pure":
-            listed = listed.replace(h(PURE[0]), pure_hash)
         return (
             f'[[package]]\nname = "{name}"\nversion = "1.0"\ndescription = ""\noptional = false\n'
             f'python-versions = "*"\ngroups = {groups}\n{markers}files = [\n{listed},\n]\n\n'
@@ -194,12 +192,15 @@ def test_an_unknown_group_is_named(
     assert str(raised.value) == message
 
 
-def test_a_hash_the_upstream_does_not_serve_is_refused(make_workspace: MakeWorkspace, sha256: Hash) -> None:
-    root = locked_workspace(make_workspace, "poetry.lock", poetry_lock(sha256, pure_hash="f" * 64))
+@pytest.mark.parametrize("name", [n for n in FORMATS if n != "Pipfile.lock"])  # Pipfile.lock: below
+def test_a_hash_the_upstream_does_not_serve_is_refused(name: str, make_workspace: MakeWorkspace, sha256: Hash) -> None:
+    render, _ = FORMATS[name]
+    text = render(sha256).replace(sha256(PURE[0]), "f" * 64)
+    root = locked_workspace(make_workspace, name, text)
     with pytest.raises(LockError) as raised:
         Workspace.open(root / "mirror.toml").lock()
     assert str(raised.value).startswith(
-        f"app/poetry.lock: om-pure 1.0: om_pure-1.0-py3-none-any.whl has sha256 {'f' * 64} in the lock,"
+        f"app/{name}: om-pure 1.0: om_pure-1.0-py3-none-any.whl has sha256 {'f' * 64} in the lock,"
         f" {sha256(PURE[0])} on the upstream (http://127.0.0.1:"
     )
     assert not (root / "lockfiles" / "mirror.lock.json").exists()  # nothing written
@@ -310,3 +311,12 @@ def test_a_project_entry_with_neither_pyproject_nor_setup_py_is_refused(make_wor
     (root / "nothing").mkdir()
     with pytest.raises(InvalidSpec, match=r"sources\.projects\[0\]\.path: '.*/nothing/pyproject\.toml' does not exist"):
         Workspace.open(root / "mirror.toml")
+
+
+def test_pylock_extras_come_along_when_chosen(make_workspace: MakeWorkspace, sha256: Hash) -> None:
+    text = pylock_toml(sha256).replace('created-by = "tests"\n', 'created-by = "tests"\nextras = ["socks"]\n')
+    text = text.replace("marker = \"'dev' in dependency_groups\"", "marker = \"'socks' in extras\"")
+    root = make_workspace([], targets=[LINUX], extra='locks = [{ path = "pylock.toml", extras = ["socks"] }]\n')
+    (root / "pylock.toml").write_text(text)
+    Workspace.open(root / "mirror.toml").lock()
+    assert pins(root, LINUX_NAME) == ["om-dep==1.0", "om-native==1.0", "om-pure==1.0"]
