@@ -94,7 +94,7 @@ def clean_environment(
     env = {
         key: value
         for key, value in (base if base is not None else os.environ).items()
-        if not key.startswith("PIP_")
+        if not key.startswith(("PIP_", "MIRROR_INDEX_"))  # an index's credentials never reach a subprocess
         and not (key.startswith("UV_") and key not in keep)
         and (proxies or key.lower() not in PROXY_VARIABLES)
         and (python_paths or key not in PYTHON_PATH_VARIABLES)
@@ -104,6 +104,11 @@ def clean_environment(
     env["UV_NO_PROGRESS"] = "1"
     # uv would otherwise fetch a CPython of the target's version from the internet
     env["UV_PYTHON_DOWNLOADS"] = "never"
+    if any(key.lower() in PROXY_VARIABLES and key.lower() != "no_proxy" for key in env):
+        # the lock's router listens on 127.0.0.1: never through a proxy
+        for key in ("NO_PROXY", "no_proxy"):
+            present = [host for host in env.get(key, "").split(",") if host.strip()]
+            env[key] = ",".join([*present, *(h for h in ("127.0.0.1", "localhost", "::1") if h not in present)])
     return env
 
 

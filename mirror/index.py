@@ -262,14 +262,20 @@ def home_html(manifest: Manifest, projects: Mapping[str, list[IndexedFile]]) -> 
         files = projects[name]
         versions = sorted({f.version for f in files}, key=_version_key)
         covered = sorted({t for f in files for t in targets_of.get(f.filename, ())})
+        sources = sorted({_source(manifest, f.filename) for f in files})
         rows.append(
             f'      <tr><td><a href="simple/{html.escape(name)}/">{html.escape(name)}</a></td>'
             f"<td>{html.escape(', '.join(versions))}</td><td>{len(files)}</td>"
-            f"<td>{human_size(sum(f.size for f in files))}</td><td>{html.escape(', '.join(covered))}</td></tr>"
+            f"<td>{human_size(sum(f.size for f in files))}</td><td>{html.escape(', '.join(covered))}</td>"
+            f"<td>{html.escape(', '.join(sources))}</td></tr>"
         )
     targets = "".join(
         f"      <li><code>{html.escape(t.name)}</code>: {html.escape(t.target.describe())}</li>\n"
         for t in manifest.targets
+    )
+    indexes = "".join(
+        f"      <li><code>{html.escape(name)}</code>: {html.escape(url)}</li>\n"
+        for name, url in manifest.indexes.items()
     )
     return (
         '<!DOCTYPE html>\n<html>\n  <head>\n    <meta charset="utf-8">\n    <title>offline-mirror</title>\n'
@@ -279,11 +285,20 @@ def home_html(manifest: Manifest, projects: Mapping[str, list[IndexedFile]]) -> 
         f"    <p>{len(projects)} projects, {sum(len(f) for f in projects.values())} files, {human_size(total)}."
         ' Index: <a href="simple/">simple/</a> (PEP 503 / PEP 691).</p>\n'
         f"    <h2>Targets</h2>\n    <ul>\n{targets}    </ul>\n"
-        "    <h2>Projects</h2>\n    <table>\n"
-        "      <tr><th>project</th><th>versions</th><th>files</th><th>size</th><th>targets</th></tr>\n"
+        + (f"    <h2>Indexes</h2>\n    <ul>\n{indexes}    </ul>\n" if indexes else "")
+        + "    <h2>Projects</h2>\n    <table>\n"
+        "      <tr><th>project</th><th>versions</th><th>files</th><th>size</th><th>targets</th><th>from</th></tr>\n"
         + "\n".join(rows)
         + "\n    </table>\n  </body>\n</html>\n"
     )
+
+
+def _source(manifest: Manifest, filename: str) -> str:
+    """Where a file came from, for a person: its index's name, "find-links", or "built here"."""
+    file = manifest.files.get(filename)
+    if file is None:
+        return "?"
+    return "built here" if file.built_from is not None else file.index or "upstream"
 
 
 def _remove_stale_temporaries(wheelhouse: Path) -> None:
@@ -303,7 +318,8 @@ def _remove_stale_temporaries(wheelhouse: Path) -> None:
 def _home_key(manifest: Manifest, digests: Mapping[str, str]) -> str:
     """What ``wheelhouse/index.html`` is made of: the projects' pages and which target uses which file."""
     targets = [[t.name, t.target.describe(), t.filenames()] for t in manifest.targets]
-    text = json.dumps([sorted(digests.items()), targets])
+    sources = sorted((name, file.index) for name, file in manifest.files.items() if file.index)
+    text = json.dumps([sorted(digests.items()), targets, sorted(manifest.indexes.items()), sources])
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +39,9 @@ from mirror.layout import files_dir
 from mirror.lockfile import Previous
 from mirror.manifest import BuildEntry, FileEntry, Manifest, PackageEntry, Role, TargetEntry
 from mirror.progress import NullProgress, Progress
-from mirror.resolve import Pin, Resolver, ResolveRequest
-from mirror.simple import DistFile, SimpleClient
+from mirror.resolve import Pin, ResolutionError, Resolver, ResolveRequest
+from mirror.router import Router
+from mirror.simple import DistFile
 from mirror.sources import Inputs, LockedFiles, Project, collect_inputs
 from mirror.spec import SdistPolicy, Spec
 from mirror.targets import Target
@@ -138,7 +139,9 @@ class _BuildState:
 def file_entry(file: DistFile) -> FileEntry:
     """The manifest's record of an upstream file (its sha256 known)."""
     assert file.sha256 is not None
-    shared = fields_dict(file, "filename", "project", "kind", "url", "sha256", "size", "requires_python", "upload_time")
+    shared = fields_dict(
+        file, "filename", "project", "kind", "url", "sha256", "size", "requires_python", "upload_time", "index"
+    )
     return FileEntry(**shared, version=str(file.version), yanked=(file.yanked_reason or True) if file.yanked else False)
 
 
@@ -147,22 +150,31 @@ def _package(name: str, version: str, role: Role, files: Iterable[DistFile], via
 
 
 class Locker:
-    """Locks every target of a spec. I/O comes in through the injected resolver, client, finder and session."""
+    """Locks every target of a spec. I/O comes in through the injected resolver, router, finder and session.
+
+    ``router`` reads every project page from the index that project is routed to, and ``index_url`` is where it
+    serves them to the resolver (:func:`mirror.router.serve_router`); ``inputs`` are the targets' parsed sources
+    (read here when not given).
+    """
 
     def __init__(
         self,
         spec: Spec,
         *,
         resolver: Resolver,
-        client: SimpleClient,
+        router: Router,
+        index_url: str,
         finder: BuildRequirementsFinder,
         session: requests.Session,
+        inputs: Mapping[str, Inputs] | None = None,
         options: LockOptions | None = None,
         progress: Progress | None = None,
     ) -> None:
         self.spec = spec
         self.resolver = resolver
-        self.client = client
+        self.router = router
+        self.index_url = index_url
+        self.inputs = inputs or {}
         self.finder = finder
         self.session = session
         self.options = options or LockOptions()
@@ -181,7 +193,7 @@ class Locker:
         """The lock of every target of the spec, as the manifest (no wheel built here in it yet)."""
         previous = previous or {}
         targets = self.spec.targets
-        self.client.check()
+        self.router.check()
         try:
             with ThreadPoolExecutor(max_workers=max(1, min(self.options.jobs, len(targets)))) as pool:
                 futures = [pool.submit(self.lock_target, t, previous.get(t.name, Previous())) for t in targets]
@@ -194,6 +206,7 @@ class Locker:
                 files.setdefault(file.filename, file)
         return Manifest(
             upstream=self.spec.upstream,
+            indexes={index.name: index.url for index in self.router.routing.indexes},
             resolver=self.resolver.name,
             created_by=f"offline-mirror {__version__}",
             targets=tuple(entry for entry, _ in locked),
@@ -202,16 +215,16 @@ class Locker:
 
     def lock_target(self, target: Target, previous: Previous) -> tuple[TargetEntry, list[FileEntry]]:
         """Everything ``target`` installs and builds, and the files it uses."""
-        inputs = collect_inputs(self.spec.sources, target, root=self.spec.root)
+        inputs = self.inputs.get(target.name) or collect_inputs(self.spec.sources, target, root=self.spec.root)
         if not inputs.requirements and not inputs.projects:
             raise LockError(f"{self.spec.path}: [sources] names nothing to lock")
         self.progress.message(f"{target.name}: resolving")
         excluded = tuple(p.name for p in inputs.projects)
-        pins = self.resolver.resolve(
+        pins = self._resolve(
             ResolveRequest(
                 label=target.name,
                 target=target,
-                index_url=self.spec.upstream,
+                index_url=self.index_url,
                 requirements=inputs.requirements_txt(),
                 constraints=inputs.constraints_txt(),
                 preferences=previous.runtime,
@@ -271,8 +284,15 @@ class Locker:
 
     # -- pieces ----------------------------------------------------------------------------------------------
 
+    def _resolve(self, request: ResolveRequest) -> list[Pin]:
+        """The resolver's pins; its failure told in the words of the index behind it, when one failed."""
+        try:
+            return self.resolver.resolve(request)
+        except ResolutionError as exc:
+            raise self.router.explain(exc) from None
+
     def _choose_all(self, pins: list[Pin], target: Target) -> list[tuple[DistFile, ...]]:
-        pages = list(self._pages.map(lambda pin: self.client.project(pin.name), pins))
+        pages = list(self._pages.map(lambda pin: self.router.project(pin.name), pins))
         chosen = []
         for pin, page in zip(pins, pages, strict=True):
             files = choose_files(
@@ -287,13 +307,13 @@ class Locker:
         for package in locked:
             if not package.files:
                 continue
-            page = self.client.project(package.name).for_version(Version(package.version))
+            page = self.router.project(package.name).for_version(Version(package.version))
             served = {f.filename: f.sha256 or hashed.get(f.filename) for f in page}
             for filename, sha256 in package.files:
                 problem = _locked_file_problem(filename, sha256, served)
                 if problem:
                     where = f"{package.origin}: {package.name} {package.version}"
-                    raise LockError(f"{where}: {problem} ({self.spec.upstream})")
+                    raise LockError(f"{where}: {problem} ({self.router.where(package.name)})")
 
     def _with_hash(self, file: DistFile) -> DistFile:
         """Upstreams without hashes: download the file once to learn its sha256."""
@@ -355,11 +375,11 @@ class Locker:
             cached = self._build_cache.get(key)
         if cached is not None:
             return cached
-        pins = self.resolver.resolve(
+        pins = self._resolve(
             ResolveRequest(
                 label=f"{target.name}: build requirements of {requirer}",
                 target=target,
-                index_url=self.spec.upstream,
+                index_url=self.index_url,
                 requirements="".join(f"{r}\n" for r in requires),
                 preferences=preferences,
                 upgrade=self.options.upgrade,

@@ -49,6 +49,7 @@ class FileEntry:
     upload_time: str | None = None
     yanked: bool | str = False
     built_from: str | None = None  # the sdist filename a wheel was built from, here
+    index: str | None = None  # the name of the index it came from ("find-links": a find-links folder)
 
     @property
     def relpath(self) -> str:
@@ -69,6 +70,8 @@ class FileEntry:
         }
         if self.built_from is not None:
             out["built_from"] = self.built_from
+        if self.index is not None:
+            out["index"] = self.index
         return out
 
 
@@ -146,11 +149,12 @@ class TargetEntry:
 class Manifest:
     """The whole lock."""
 
-    upstream: str
+    upstream: str  # the default index's URL
     resolver: str
     created_by: str
     targets: tuple[TargetEntry, ...]
     files: Mapping[str, FileEntry] = field(default_factory=dict)
+    indexes: Mapping[str, str] = field(default_factory=dict)  # name -> URL of every index the lock read
 
     def target(self, name: str) -> TargetEntry:
         for entry in self.targets:
@@ -200,6 +204,7 @@ class Manifest:
             "version": MANIFEST_VERSION,
             "created_by": self.created_by,
             "upstream": self.upstream,
+            **({"indexes": dict(self.indexes)} if self.indexes else {}),
             "resolver": self.resolver,
             "targets": {
                 t.name: {
@@ -230,6 +235,10 @@ class Manifest:
             created_by=reader.string(data.get("created_by"), "created_by"),
             targets=tuple(targets),
             files=files,
+            indexes={
+                name: reader.string(url, "indexes", name)
+                for name, url in reader.mapping(data.get("indexes", {}), "indexes").items()
+            },
         )
 
 
@@ -323,6 +332,7 @@ class _Reader(Fields):
             upload_time=self.optional_string(item.get("upload_time"), where, "upload_time"),
             yanked=yanked,
             built_from=built_from,
+            index=self.optional_string(item.get("index"), where, "index"),
         )
 
     def target(self, name: str, value: object, files: Mapping[str, FileEntry]) -> TargetEntry:

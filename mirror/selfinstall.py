@@ -132,7 +132,7 @@ def tool_spec(spec: Spec, targets: Sequence[Target], *, extra: Iterable[str] = (
     root = spec.layout.tool
     return Spec(
         path=root / SPEC,
-        upstream=spec.upstream,
+        indexes=(spec.routing.default,),  # the tool's own dependencies are public
         wheelhouse=root,
         lockfiles=root / "lockfiles",
         targets=tuple(targets),

@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 from urllib.request import url2pathname
@@ -27,7 +27,9 @@ from packaging.version import Version
 from mirror._filenames import FileKind, classify
 from mirror._http import DEFAULT_TIMEOUT, request_error_reason
 from mirror._records import fields_dict
+from mirror.credentials import IndexAuth
 from mirror.errors import MirrorError
+from mirror.indexes import Index
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class DistFile:
     yanked_reason: str | None = None
     core_metadata_sha256: str | None = None
     has_core_metadata: bool = False
+    index: str | None = None  # the name of the index that lists it
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -102,7 +105,10 @@ def _make_file(
         log.warning("%s: ignoring %r: it names another project (%s)", project, filename, name)
         return None
     url, fragment = urldefrag(urljoin(page_url, href))
-    scheme = urlsplit(url).scheme
+    parts = urlsplit(url)
+    if "@" in parts.netloc:  # credentials in a listed URL are never kept (the index's own are sent by host)
+        url = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+    scheme = parts.scheme
     # file: only from a local index: a remote page must not point the fetch at this machine's files (or /dev/zero)
     if scheme not in ("http", "https", "file") or (scheme == "file" and urlsplit(page_url).scheme != "file"):
         log.warning("%s: ignoring %r: unsupported URL %r", project, filename, url)
@@ -214,10 +220,13 @@ def parse_html_page(body: bytes, *, project: str, url: str) -> ProjectPage:
 
 
 class SimpleClient:
-    """Reads project pages from one index (http, https or a ``file://`` tree), caching them for the run."""
+    """Reads project pages from one index (http, https or a ``file://`` tree), caching them for the run. Every file
+    it lists carries the index's name; every error names the index (never its credentials)."""
 
-    def __init__(self, index_url: str, session: requests.Session, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT):
-        self.index_url = index_url.rstrip("/")
+    def __init__(self, index: Index, session: requests.Session, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT):
+        self.index = index
+        self.index_url = index.url.rstrip("/")
+        self.label = index.describe()
         self.session = session
         self.timeout = timeout
         self._cache: dict[str, ProjectPage] = {}
@@ -229,14 +238,28 @@ class SimpleClient:
         if self.index_url.startswith("file:"):
             directory = Path(url2pathname(urlsplit(self.index_url).path))
             if not directory.is_dir():
-                raise UpstreamError(f"upstream {self.index_url}: no such directory")
+                raise UpstreamError(f"{self.label}: no such directory")
             return
         try:
             response = self.session.head(self.index_url + "/", timeout=self.timeout, allow_redirects=True)
         except requests.RequestException as exc:
-            raise UpstreamError(f"upstream {self.index_url}: cannot connect: {request_error_reason(exc)}") from None
+            raise UpstreamError(f"{self.label}: cannot connect: {request_error_reason(exc)}") from None
         if response.status_code >= 500 or response.status_code in (401, 403, 407):
-            raise UpstreamError(f"upstream {self.index_url}: answered HTTP {response.status_code}")
+            raise UpstreamError(f"{self.label}: answered HTTP {response.status_code}{self._refusal(response)}")
+
+    def _refusal(self, response: requests.Response) -> str:
+        """What to do about a 401 or 403: which credentials were sent, or where to give them."""
+        if response.status_code not in (401, 403):
+            return ""
+        auth = self.session.auth
+        sent = auth.for_url(self.index_url + "/") if isinstance(auth, IndexAuth) else None
+        if sent is not None:
+            return f" (the credentials from {sent.source} were refused)"
+        prefix = self.index.env_prefix
+        return (
+            f" (no credentials sent: set {prefix}_USERNAME and {prefix}_PASSWORD, or {prefix}_TOKEN;"
+            " or add the host to ~/.netrc)"
+        )
 
     def page_url(self, project: str) -> str:
         return f"{self.index_url}/{canonicalize_name(project)}/"
@@ -264,20 +287,23 @@ class SimpleClient:
         try:
             response = self.session.get(url, headers={"Accept": ACCEPT}, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise UpstreamError(f"upstream {self.index_url}: cannot fetch {url}: {request_error_reason(exc)}") from None
+            raise UpstreamError(f"{self.label}: cannot fetch {url}: {request_error_reason(exc)}") from None
         if response.status_code == 404:
-            raise UnknownProject(f"{project}: no such project on {self.index_url} (404)")
+            raise UnknownProject(f"{project}: no such project on {self.label} (404)")
         if response.status_code != 200:
-            raise UpstreamError(f"upstream {self.index_url}: {url} answered HTTP {response.status_code}")
+            refusal = self._refusal(response)
+            raise UpstreamError(f"{self.label}: {url} answered HTTP {response.status_code}{refusal}")
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-        if content_type == JSON_TYPE:
-            return parse_json_page(response.content, project=project, url=response.url)
-        return parse_html_page(response.content, project=project, url=response.url)
+        parse = parse_json_page if content_type == JSON_TYPE else parse_html_page
+        return self._stamped(parse(response.content, project=project, url=response.url))
+
+    def _stamped(self, page: ProjectPage) -> ProjectPage:
+        return replace(page, files=tuple(replace(f, index=self.index.name) for f in page.files))
 
     def _read_local(self, project: str, url: str) -> ProjectPage:
         directory = Path(url2pathname(urlsplit(url).path))
         for name, parse in (("index.json", parse_json_page), ("index.html", parse_html_page)):
             path = directory / name
             if path.is_file():
-                return parse(path.read_bytes(), project=project, url=path.as_uri())
-        raise UnknownProject(f"{project}: no such project on {self.index_url} (no {directory}/index.html)")
+                return self._stamped(parse(path.read_bytes(), project=project, url=path.as_uri()))
+        raise UnknownProject(f"{project}: no such project on {self.label} (no {directory}/index.html)")

@@ -22,17 +22,19 @@ from packaging.utils import canonicalize_name
 from mirror import _atomic, _toml
 from mirror._records import Fields
 from mirror.errors import InvalidSpec
+from mirror.indexes import FIND_LINKS, INDEX_NAME_RE, PYPI_SIMPLE, Index, Routing, normalize_pattern, redact, same_url
 from mirror.layout import SPEC, Layout
 from mirror.targets import Target, host_target
 
 SPEC_FILENAME = SPEC
-PYPI_SIMPLE = "https://pypi.org/simple"
+DEFAULT_INDEX = Index(name="pypi", url=PYPI_SIMPLE)
 SdistPolicy = Literal["when-needed", "always", "never"]
 SDIST_POLICIES: tuple[SdistPolicy, ...] = ("when-needed", "always", "never")
 
-_TABLES = ("mirror", "target", "sources", "policy")
+_TABLES = ("mirror", "index", "target", "sources", "policy")
 _MIRROR_KEYS = ("upstream", "wheelhouse", "lockfiles")
-_SOURCE_KEYS = ("requirements", "projects", "locks", "uv-locks", "packages")
+_INDEX_KEYS = ("name", "url", "packages")
+_SOURCE_KEYS = ("requirements", "projects", "locks", "uv-locks", "packages", "find-links")
 _PROJECT_KEYS = ("path", "extras", "groups")
 _LOCK_KEYS = ("path", "groups", "extras")
 LockFormat = Literal["uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock", "pylock.toml"]
@@ -78,6 +80,7 @@ class Sources:
     projects: tuple[ProjectSource, ...] = ()
     locks: tuple[LockSource, ...] = ()
     packages: tuple[str, ...] = ()
+    find_links: tuple[Path, ...] = ()  # folders of wheels and sdists, like pip's --find-links
 
     @property
     def uv_locks(self) -> tuple[Path, ...]:
@@ -116,7 +119,7 @@ class Spec:
     """A parsed ``mirror.toml``; all paths are absolute."""
 
     path: Path
-    upstream: str = PYPI_SIMPLE
+    indexes: tuple[Index, ...] = (DEFAULT_INDEX,)  # the first without packages is the default
     wheelhouse: Path
     lockfiles: Path
     targets: tuple[Target, ...]
@@ -127,6 +130,16 @@ class Spec:
     def root(self) -> Path:
         """The workspace directory (the one holding mirror.toml)."""
         return self.path.parent
+
+    @property
+    def upstream(self) -> str:
+        """The default index's URL: where every name no index is routed to comes from."""
+        return self.routing.default.url
+
+    @property
+    def routing(self) -> Routing:
+        """Which index each name comes from, by the spec's ``[[index]] packages`` (locks add exact names)."""
+        return Routing(indexes=self.indexes)
 
     @property
     def layout(self) -> Layout:
@@ -155,7 +168,7 @@ class Spec:
         root = path.parent
         mirror = _table(data, "mirror")
         _FIELDS.keys(mirror, _MIRROR_KEYS, "mirror")
-        upstream = _upstream(_str(mirror, "upstream", "mirror", PYPI_SIMPLE))
+        indexes = _indexes(data.get("index", []), mirror.get("upstream"))
         wheelhouse = _path(root, _str(mirror, "wheelhouse", "mirror", "wheelhouse"), "mirror.wheelhouse")
         lockfiles = _path(root, _str(mirror, "lockfiles", "mirror", "lockfiles"), "mirror.lockfiles")
 
@@ -177,7 +190,7 @@ class Spec:
 
         return cls(
             path=path,
-            upstream=upstream,
+            indexes=indexes,
             wheelhouse=wheelhouse,
             lockfiles=lockfiles,
             targets=targets,
@@ -195,7 +208,8 @@ class Spec:
                 return str(p)
 
         return {
-            "mirror": {"upstream": self.upstream, "wheelhouse": rel(self.wheelhouse), "lockfiles": rel(self.lockfiles)},
+            "mirror": {"wheelhouse": rel(self.wheelhouse), "lockfiles": rel(self.lockfiles)},
+            "index": [{"name": i.name, "url": i.url, "packages": list(i.packages)} for i in self.indexes],
             "target": [t.to_dict() for t in self.targets],
             "sources": {
                 "requirements": [rel(p) for p in self.sources.requirements],
@@ -208,6 +222,7 @@ class Spec:
                     for lock in self.sources.locks
                 ],
                 "packages": list(self.sources.packages),
+                "find-links": [rel(p) for p in self.sources.find_links],
             },
             "policy": {"sdists": self.policy.sdists, "build-wheels": self.policy.build_wheels},
         }
@@ -239,6 +254,9 @@ def load_spec(path: Path) -> Spec:
     for key, file in spec.sources.files():
         if not file.is_file():
             raise InvalidSpec(key, f"{str(file)!r} does not exist", file=str(path))
+    for i, folder in enumerate(spec.sources.find_links):
+        if not folder.is_dir():
+            raise InvalidSpec(f"sources.find-links[{i}]", f"{str(folder)!r} is not a directory", file=str(path))
     return spec
 
 
@@ -387,7 +405,7 @@ def _path(root: Path, value: str, key: str) -> Path:
     return (root / value).resolve()
 
 
-def _upstream(value: str) -> str:
+def _index_url(value: str, key: str) -> str:
     try:
         parts = urlsplit(value)
         valid = parts.port is None or parts.port >= 0  # .port raises ValueError for a port that is no number < 65536
@@ -395,10 +413,72 @@ def _upstream(value: str) -> str:
         valid = False
     valid = valid and value.isprintable() and not any(c.isspace() for c in value)
     if not valid or parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
+        raise InvalidSpec(key, f"{redact(value)!r} is not an index URL; expected http(s)://host/simple or file:///path")
+    if "@" in parts.netloc:
         raise InvalidSpec(
-            "mirror.upstream", f"{value!r} is not an index URL; expected http(s)://host/simple or file:///path"
+            key,
+            f"{redact(value)!r} holds credentials, which never belong in mirror.toml; give them in the environment"
+            " (MIRROR_INDEX_<NAME>_USERNAME and _PASSWORD, or _TOKEN), ~/.netrc or keyring",
         )
     return value.rstrip("/")
+
+
+def _upstream(value: str) -> str:
+    return _index_url(value, "mirror.upstream")
+
+
+def _indexes(raw: object, upstream: object) -> tuple[Index, ...]:
+    """``[[index]]`` tables, after the default index ``[mirror] upstream`` names; PyPI is the default when no
+    index without ``packages`` is declared."""
+    indexes: list[Index] = []
+    if upstream is not None:
+        url = _upstream(_FIELDS.string(upstream, "mirror", "upstream", non_empty=True).strip())
+        indexes.append(Index(name="pypi" if same_url(url, PYPI_SIMPLE) else "upstream", url=url))
+    tables = _FIELDS.array(raw, "index", what="an array of tables ([[index]])", shown="type")
+    claimed: dict[str, str] = {}
+    for i, item in enumerate(tables):
+        where = f"index[{i}]"
+        table = _FIELDS.table(item, where, what="a table ([[index]])", shown="type")
+        _FIELDS.keys(table, _INDEX_KEYS, where)
+        for key in ("name", "url"):
+            if key not in table:
+                raise InvalidSpec(f"{where}.{key}", "missing")
+        name = _str(table, "name", where, "")
+        if not INDEX_NAME_RE.fullmatch(name) or name == FIND_LINKS:
+            reserved = f"; {FIND_LINKS!r} names the [sources] find-links folders" if name == FIND_LINKS else ""
+            raise InvalidSpec(
+                f"{where}.name",
+                f"{name!r} is not an index name (letters, digits and '.-_', first a letter or digit){reserved}",
+            )
+        url = _index_url(_str(table, "url", where, ""), f"{where}.url")
+        for j, other in enumerate(indexes):
+            if other.name == name or same_url(other.url, url):
+                what = "name" if other.name == name else "url"
+                first = "mirror.upstream" if upstream is not None and j == 0 else f"index[{j - (upstream is not None)}]"
+                raise InvalidSpec(f"{where}.{what}", f"{first} already has this {what}")
+        patterns = []
+        for k, value in enumerate(_str_list(table, "packages", where)):
+            pattern = normalize_pattern(value)
+            if pattern is None:
+                raise InvalidSpec(
+                    f"{where}.packages[{k}]", f"{value!r} is not a project name or a pattern such as 'acme-*'"
+                )
+            if pattern in claimed:
+                raise InvalidSpec(
+                    f"{where}.packages[{k}]", f"{value!r} is already routed to index {claimed[pattern]!r}"
+                )
+            claimed[pattern] = name
+            patterns.append(pattern)
+        indexes.append(Index(name=name, url=url, packages=tuple(patterns)))
+    if not any(not index.packages for index in indexes):
+        taken = next((i for i, index in enumerate(indexes) if index.name == DEFAULT_INDEX.name), None)
+        if taken is not None:
+            raise InvalidSpec(
+                f"index[{taken}].name",
+                "'pypi' is the default index's name when every index has packages; choose another name",
+            )
+        indexes.append(DEFAULT_INDEX)
+    return tuple(indexes)
 
 
 def _names(values: list[str], key: str) -> tuple[str, ...]:
@@ -439,6 +519,9 @@ def _sources(data: Mapping[str, object], root: Path) -> Sources:
         projects=tuple(projects),
         locks=tuple(_locks(data, root)),
         packages=tuple(packages),
+        find_links=tuple(
+            _path(root, p, f"sources.find-links[{i}]") for i, p in enumerate(_str_list(data, "find-links", "sources"))
+        ),
     )
 
 

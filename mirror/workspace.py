@@ -189,38 +189,56 @@ class Workspace:
 
     def session(self) -> requests.Session:
         """A pooled HTTP session with retries (or the injected factory's)."""
-        if self._session is not None:
-            return self._session()
-        from mirror._http import make_session
+        from mirror.credentials import index_auth
 
-        return make_session()
+        if self._session is not None:
+            session = self._session()
+        else:
+            from mirror._http import make_session
+
+            session = make_session()
+        auth = index_auth(self.spec.indexes)  # each index's credentials, for its own host only
+        if auth:
+            session.auth = auth
+        return session
 
     # -- the stages ------------------------------------------------------------------------------------------
 
     def lock(self, options: LockOptions | None = None) -> LockResult:
-        """Resolve every target, with the recursive build-requirement closure, and write the lockfiles."""
+        """Resolve every target, with the recursive build-requirement closure, and write the lockfiles.
+
+        Every project page comes through one :class:`~mirror.router.Router` (each name from the one index it is
+        routed to), served to the resolver on 127.0.0.1 for the run."""
         from mirror.buildreqs import BuildRequirementsFinder
+        from mirror.findlinks import FindLinks
         from mirror.lock import Locker, LockOptions, LockResult
         from mirror.lockfile import read_previous, write_lock
         from mirror.resolve import make_resolver
-        from mirror.simple import SimpleClient
+        from mirror.router import Router, routing_for, serve_router
+        from mirror.sources import collect_inputs
 
         options = options or LockOptions()
         session = self.session()
         previous = read_previous(self.layout.lockfiles, [t.name for t in self.spec.targets])
-        locker = Locker(
-            self.spec,
-            resolver=make_resolver(options.resolver),
-            client=SimpleClient(self.spec.upstream, session),
-            finder=BuildRequirementsFinder(
-                index_url=self.spec.upstream, cache_dir=self.layout.build_requirements_cache
-            ),
-            session=session,
-            options=options,
-            progress=self.progress,
-        )
+        inputs = {t.name: collect_inputs(self.spec.sources, t, root=self.spec.root) for t in self.spec.targets}
+        find_links = FindLinks(self.spec.sources.find_links) if self.spec.sources.find_links else None
+        routing = routing_for(self.spec.routing, inputs.values(), find_links)
+        router = Router(routing, session, find_links=find_links)
+        with serve_router(router) as index_url:
+            locker = Locker(
+                self.spec,
+                resolver=make_resolver(options.resolver),
+                router=router,
+                index_url=index_url,
+                finder=BuildRequirementsFinder(index_url=index_url, cache_dir=self.layout.build_requirements_cache),
+                session=session,
+                inputs=inputs,
+                options=options,
+                progress=self.progress,
+            )
+            locked = locker.lock(previous)
         # wheels built here earlier stay in the lock while their sdist is unchanged
-        manifest = with_built_wheels(locker.lock(previous), self.registry(), self.layout.files)
+        manifest = with_built_wheels(locked, self.registry(), self.layout.files)
         changed = write_lock(manifest, self.layout)
         return LockResult(manifest=manifest, changed=tuple(changed), lockfiles=self.layout.lockfiles)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -14,6 +15,8 @@ from tests.fixtures.server import Upstream, serve_dir
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # the mirror asks `keyring` for private indexes' credentials: never this machine's own keyring in a test
+    os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"
     # Also declared in pyproject.toml; registering twice is harmless and keeps this file
     # usable on its own.
     config.addinivalue_line("markers", "network: needs the real PyPI (deselect with -m 'not network')")

@@ -23,7 +23,6 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -31,22 +30,10 @@ import pytest
 from mirror.workspace import Workspace
 from tests.conftest import MakeUpstream
 from tests.fixtures.dists import DEFAULT_RELEASES
-from tests.fixtures.env import isolated_env
+from tests.fixtures.offline import BIN, URL, offline
 from tests.test_verify import needs_namespace
 
 DATA = Path(__file__).parent / "data" / "clients"
-BIN = Path(sys.executable).parent
-# the interpreter the test venv was made from: a tool given the test venv's own python would install into it
-BASE_PYTHON = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-PORT = 3141  # inside the test's own network namespace: nothing else listens there
-URL = f"http://127.0.0.1:{PORT}"
-LOOPBACK_UP = (
-    "import fcntl, socket, struct; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM);"
-    " f = struct.unpack('16sH14x', fcntl.ioctl(s.fileno(), 0x8913, struct.pack('16sH14x', b'lo', 0)))[1];"
-    " fcntl.ioctl(s.fileno(), 0x8914, struct.pack('16sH14x', b'lo', f | 1))"
-)
-
-
 def tool(name: str) -> Path:
     path = BIN / name
     if not path.is_file():
@@ -81,33 +68,6 @@ def mirrored(make_upstream: MakeUpstream, tmp_path: Path, name: str, lock: str, 
     (entry,) = result.lock.manifest.targets
     assert [p.pin for p in entry.runtime()] == ["om-native==1.0", "om-pure==1.0"]  # 2.0 is upstream: not taken
     return spec
-
-
-def offline(spec: Path, home: Path, script: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """``script`` in a new network namespace with only loopback, ``mirror serve`` listening on it."""
-    mirror = BIN / "mirror"
-    wrapper = textwrap.dedent(
-        f"""\
-        set -eu
-        {sys.executable} -c "{LOOPBACK_UP}"
-        {mirror} serve --spec {spec} --port {PORT} -q > {home}/serve.log 2>&1 &
-        server=$!
-        trap 'kill $server' EXIT
-        {sys.executable} -c "import time, urllib.request as u
-        for _ in range(100):
-            try: u.urlopen('{URL}/simple/', timeout=1); break
-            except OSError: time.sleep(0.1)"
-        """
-    )
-    return subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--net", "sh", "-c", wrapper + script],
-        # mirror and the tools by name, as a user runs them; the base Python first: the tools make their venvs from
-        # it, never from the test venv's own (PDM given a venv's python installs into that venv)
-        env=isolated_env(home, extra={"PATH": f"{BASE_PYTHON.parent}:{BIN}:/usr/bin:/bin", **env}),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def assert_ok(done: subprocess.CompletedProcess[str]) -> None:

@@ -201,7 +201,7 @@ def test_a_hash_the_upstream_does_not_serve_is_refused(name: str, make_workspace
         Workspace.open(root / "mirror.toml").lock()
     assert str(raised.value).startswith(
         f"app/{name}: om-pure 1.0: om_pure-1.0-py3-none-any.whl has sha256 {'f' * 64} in the lock,"
-        f" {sha256(PURE[0])} on the upstream (http://127.0.0.1:"
+        f" {sha256(PURE[0])} on the upstream (index 'upstream' (http://127.0.0.1:"
     )
     assert not (root / "lockfiles" / "mirror.lock.json").exists()  # nothing written
 

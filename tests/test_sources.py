@@ -18,6 +18,7 @@ from mirror.errors import MirrorError
 from mirror.sources import (
     LEGACY_BACKEND,
     BuildSystem,
+    IndexRoute,
     Inputs,
     InvalidSource,
     Project,
@@ -450,8 +451,33 @@ torch = [{ index = "pytorch-cpu", marker = "sys_platform == 'linux'" }]
     assert caplog.messages == [
         "app/pyproject.toml: project.dependencies[0]: 'lib' is a local project (workspace in [tool.uv.sources]) and is"
         " not mirrored; list the project under [sources] projects to mirror its dependencies",
-        "app/pyproject.toml: project.dependencies[1]: 'torch>=2' names an index in [tool.uv.sources]; the mirror"
-        " resolves it from its [mirror] upstream",
+        "app/pyproject.toml: tool.uv.sources.torch: index 'pytorch-cpu' is not a [[tool.uv.index]] here; torch"
+        " comes from the index mirror.toml routes it to",
+    ]
+    assert inputs.routes == ()
+
+
+def test_uv_sources_naming_a_declared_index_route_the_name() -> None:
+    text = """
+[project]
+name = "app"
+version = "1"
+dependencies = ["Acme_Auth>=1"]
+[tool.uv.sources]
+Acme_Auth = { index = "internal" }
+[[tool.uv.index]]
+name = "internal"
+url = "https://pypi.internal.example/simple/"
+explicit = true
+"""
+    inputs = parse_pyproject(text, path=Path("/w/app/pyproject.toml"), label="app/pyproject.toml")
+    assert pairs(inputs.requirements) == [("Acme_Auth>=1", "app/pyproject.toml [project.dependencies]")]
+    assert inputs.index_routes() == [
+        IndexRoute(
+            name="acme-auth",
+            url="https://pypi.internal.example/simple/",
+            origin="app/pyproject.toml: tool.uv.sources.Acme_Auth",
+        )
     ]
 
 

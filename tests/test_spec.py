@@ -77,7 +77,7 @@ def test_defaults(tmp_path: Path) -> None:
 def test_spec_is_frozen(tmp_path: Path) -> None:
     spec = parse_spec(FULL, tmp_path / "mirror.toml")
     with pytest.raises(dataclasses.FrozenInstanceError):
-        spec.upstream = "x"  # type: ignore[misc]
+        spec.wheelhouse = Path("x")  # type: ignore[misc]
 
 
 def test_to_dict_round_trips(tmp_path: Path) -> None:
@@ -87,11 +87,8 @@ def test_to_dict_round_trips(tmp_path: Path) -> None:
     again = dataclasses.replace(spec)
     assert again == spec
     as_dict = spec.to_dict()
-    assert as_dict["mirror"] == {
-        "upstream": "http://127.0.0.1:8080/simple",
-        "wheelhouse": "out/wheels",
-        "lockfiles": "locks",
-    }
+    assert as_dict["mirror"] == {"wheelhouse": "out/wheels", "lockfiles": "locks"}
+    assert as_dict["index"] == [{"name": "upstream", "url": "http://127.0.0.1:8080/simple", "packages": []}]
     json.dumps(as_dict)  # serialisable for the manifest
     rebuilt = type(spec).from_dict(as_dict, path=spec.path)
     assert rebuilt == spec
@@ -106,7 +103,7 @@ TARGET = '[[target]]\nplatform = "linux/amd64"\npython = "3.11"\n'
         ("[mirror\n", "mirror.toml: not valid TOML: "),
         (
             TARGET + "[mirrors]\nupstream = 'x'\n",
-            "mirror.toml: mirrors: unknown table; expected one of: mirror, target, sources, policy",
+            "mirror.toml: mirrors: unknown table; expected one of: mirror, index, target, sources, policy",
         ),
         (
             TARGET + "[mirror]\nupstrem = 'x'\n",

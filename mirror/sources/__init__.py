@@ -29,6 +29,7 @@ from mirror.sources.inputs import (
     LEGACY_BACKEND,
     LEGACY_BUILD_REQUIRES,
     BuildSystem,
+    IndexRoute,
     Inputs,
     InvalidSource,
     LockedFiles,
@@ -55,6 +56,7 @@ __all__ = [
     "LEGACY_BACKEND",
     "LEGACY_BUILD_REQUIRES",
     "BuildSystem",
+    "IndexRoute",
     "Inputs",
     "InvalidSource",
     "LockedFiles",
@@ -109,10 +111,7 @@ def lock_inputs_of_text(text: str, lock: LockSource, target: Target, *, label: s
     read (a uv.lock's local projects are not looked up either)."""
     if lock.format == "uv.lock":
         parsed_uv = parse_uv_lock(text, path=lock.path, label=label)
-        registry = parsed_uv.registry_packages(parsed_uv.reachable(target), target=target)
-        return Inputs.pinned(
-            LockedFiles(name=name, version=str(p.version), origin=label, files=p.files) for name, p in registry.items()
-        )
+        return Inputs.pinned(parsed_uv.locked_files(parsed_uv.reachable(target), target=target))
     if lock.format == "pylock.toml":
         pylock = parse_pylock(text, label=label)
         return Inputs.pinned(locked_pylock(pylock, target, label=label, groups=lock.groups, extras=lock.extras))

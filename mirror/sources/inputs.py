@@ -96,6 +96,16 @@ class LockedFiles:
     version: str
     origin: str  # the lock, as shown: "app/poetry.lock"
     files: tuple[tuple[str | None, str], ...]  # (filename, or None where the lock lists only hashes; sha256)
+    index: str | None = None  # the index URL the lock says the package comes from (None: it does not say)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IndexRoute:
+    """A source saying which index one name comes from: a lock's registry, a project's [tool.uv.sources]."""
+
+    name: str  # normalized
+    url: str  # the index URL as the source writes it
+    origin: str  # "uv.lock: acme-auth", "app/pyproject.toml: tool.uv.sources.acme-auth"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -106,6 +116,18 @@ class Inputs:
     constraints: tuple[RootRequirement, ...] = ()  # from -c files and locks' pins
     projects: tuple[Project, ...] = ()  # local projects, for the build closure (their build_system)
     locked_files: tuple[LockedFiles, ...] = ()  # what locks say each pinned file's sha256 is
+    routes: tuple[IndexRoute, ...] = ()  # names a project's own configuration takes from a named index
+
+    def index_routes(self) -> list[IndexRoute]:
+        """Every name a source ties to an index: :attr:`routes`, then each locked package whose lock names one."""
+        return [
+            *self.routes,
+            *(
+                IndexRoute(name=p.name, url=p.index, origin=f"{p.origin}: {p.name}")
+                for p in self.locked_files
+                if p.index is not None
+            ),
+        ]
 
     @classmethod
     def combine(cls, parts: Iterable[Inputs]) -> Inputs:
@@ -114,7 +136,10 @@ class Inputs:
         constraints: dict[tuple[str, str], RootRequirement] = {}
         projects: dict[Path, Project] = {}
         locked: list[LockedFiles] = []
+        routes: dict[tuple[str, str], IndexRoute] = {}
         for part in parts:
+            for route in part.routes:
+                routes.setdefault((route.name, route.url), route)
             for root in part.requirements:
                 requirements.setdefault((root.line, root.origin), root)
             for root in part.constraints:
@@ -127,6 +152,7 @@ class Inputs:
             constraints=tuple(constraints.values()),
             projects=tuple(projects.values()),
             locked_files=tuple(locked),
+            routes=tuple(routes.values()),
         )
 
     @classmethod

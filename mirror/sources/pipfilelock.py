@@ -41,6 +41,7 @@ class PipfilePackage:
     hashes: tuple[str, ...]
     local: bool
     remote: str | None
+    index: str | None = None  # the URL of the _meta.sources entry its "index" names
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -92,6 +93,7 @@ class PipfileLock:
                 version=package.version,
                 origin=self.label,
                 files=tuple((None, h) for h in package.hashes),
+                index=package.index,
             )
             other = out.setdefault(package.name, locked)
             if other.version != locked.version:
@@ -118,6 +120,12 @@ def parse_pipfile_lock(text: str, *, path: Path, label: str | None = None) -> Pi
     full = check.optional_string(requires.get("python_full_version"), "_meta.requires", "python_full_version")
     if python is None and full is not None:
         python = ".".join(full.split(".")[:2])
+    sources: dict[str, str] = {}
+    for i, item in enumerate(check.array(meta.get("sources", []), "_meta", "sources")):
+        source = check.table(item, f"_meta.sources[{i}]")
+        name, url = source.get("name"), source.get("url")
+        if isinstance(name, str) and isinstance(url, str):
+            sources[name] = url
     packages = []
     for category, entries in document.items():
         if category == "_meta":
@@ -130,6 +138,10 @@ def parse_pipfile_lock(text: str, *, path: Path, label: str | None = None) -> Pi
                 h for h in (sha256_of(v) for v in check.strings(entry.get("hashes", []), where, "hashes")) if h
             )
             remote = next((key for key in _REMOTE_KEYS if key in entry), None)
+            index = check.optional_string(entry.get("index"), where, "index")
+            if index is not None and index not in sources:
+                known = ", ".join(sources) or "none"
+                raise InvalidSource(label, f"{where}.index: {index!r} is not the name of one of _meta.sources: {known}")
             packages.append(
                 PipfilePackage(
                     name=str(canonicalize_name(name)),
@@ -139,6 +151,7 @@ def parse_pipfile_lock(text: str, *, path: Path, label: str | None = None) -> Pi
                     hashes=hashes,
                     local=any(key in entry for key in _LOCAL_KEYS) and remote is None,
                     remote=remote,
+                    index=sources[index] if index is not None else None,
                 )
             )
     return PipfileLock(path=path, label=label, python_version=python, packages=tuple(packages))

@@ -53,6 +53,7 @@ class PoetryPackage:
     markers: str | dict[str, str] | None  # one marker, or one per group
     files: tuple[tuple[str, str], ...]  # (filename, sha256)
     source: str | None  # "legacy", "directory", "git", ...; None: PyPI
+    source_url: str | None = None  # a legacy source's index URL
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -92,7 +93,12 @@ class PoetryLock:
                     f"package {package.name} {package.version} comes from a {package.source} source and cannot be"
                     f" mirrored from an index; {RELEASE_ADVICE}",
                 )
-            out.append(LockedFiles(name=package.name, version=package.version, origin=self.label, files=package.files))
+            index = package.source_url if package.source == "legacy" else None
+            out.append(
+                LockedFiles(
+                    name=package.name, version=package.version, origin=self.label, files=package.files, index=index
+                )
+            )
         return out
 
 
@@ -132,7 +138,7 @@ def parse_poetry_lock(text: str, *, path: Path, label: str | None = None) -> Poe
             digest = sha256_of(item_table.get("hash"))
             if digest is not None:
                 files.append((check.string(item_table.get("file"), at, "file"), digest))
-        source = table.get("source")
+        source = check.table(table["source"], where, "source") if "source" in table else None
         packages.append(
             PoetryPackage(
                 name=str(canonicalize_name(name)),
@@ -140,9 +146,8 @@ def parse_poetry_lock(text: str, *, path: Path, label: str | None = None) -> Poe
                 groups=groups,
                 markers=markers,
                 files=tuple(files),
-                source=check.string(check.table(source, where, "source").get("type"), where, "source.type")
-                if source is not None
-                else None,
+                source=check.string(source.get("type"), where, "source.type") if source is not None else None,
+                source_url=None if source is None else check.optional_string(source.get("url"), where, "source.url"),
             )
         )
     python_versions = metadata.get("python-versions")

@@ -65,6 +65,7 @@ def locked(
                 version=str(package.version),
                 origin=label,
                 files=tuple((name, digest.lower()) for name, digest in files if digest),
+                index=package.index,
             )
         )
     return out

@@ -18,6 +18,7 @@ from mirror.sources.inputs import (
     LOCAL_ADVICE,
     RELEASE_ADVICE,
     BuildSystem,
+    IndexRoute,
     Inputs,
     InvalidSource,
     Project,
@@ -54,10 +55,6 @@ def _requirement_item(text: str, where: str, origin: str, uv_sources: Mapping[st
             LOCAL_ADVICE,
         )
         return None
-    if kind == "index":
-        log.warning(
-            "%s: %r names an index in [tool.uv.sources]; the mirror resolves it from its [mirror] upstream", where, text
-        )
     return RootRequirement(requirement=requirement, origin=origin)
 
 
@@ -84,6 +81,36 @@ def _uv_sources(data: Mapping[str, object], label: str) -> dict[str, str]:
             )
         kinds[canonicalize_name(name)] = min(found, key=_UV_SOURCE_KINDS.index)
     return kinds
+
+
+def _uv_index_routes(data: Mapping[str, object], label: str) -> tuple[IndexRoute, ...]:
+    """The names ``[tool.uv.sources]`` takes from a named ``[[tool.uv.index]]``, with that index's URL: the mirror
+    takes them from the spec's index at the same URL (and refuses an index the spec does not declare)."""
+    tool_uv = table(table(data, "tool", label, "tool"), "uv", label, "tool.uv")
+    urls: dict[str, str] = {}
+    raw_indexes = tool_uv.get("index", [])
+    for item in raw_indexes if isinstance(raw_indexes, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("url"), str):
+            urls[item["name"]] = item["url"]
+    routes = []
+    for name, value in table(tool_uv, "sources", label, "tool.uv.sources").items():
+        for entry in value if isinstance(value, list) else [value]:
+            index = entry.get("index") if isinstance(entry, dict) else None
+            if not isinstance(index, str):
+                continue
+            if index not in urls:  # declared in a uv.toml, perhaps: mirror.toml's [[index]] routing decides
+                log.warning(
+                    "%s: tool.uv.sources.%s: index %r is not a [[tool.uv.index]] here; %s comes from the index"
+                    " mirror.toml routes it to",
+                    label,
+                    name,
+                    index,
+                    name,
+                )
+                continue
+            origin = f"{label}: tool.uv.sources.{name}"
+            routes.append(IndexRoute(name=str(canonicalize_name(name)), url=urls[index], origin=origin))
+    return tuple(routes)
 
 
 def parse_build_system(data: Mapping[str, object], *, label: str) -> BuildSystem:
@@ -186,6 +213,7 @@ def parse_pyproject(
         projects=(
             Project(name=name, path=directory, build_system=build_system, dynamic_dependencies=dynamic_dependencies),
         ),
+        routes=_uv_index_routes(data, shown),
     )
 
 

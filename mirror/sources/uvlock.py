@@ -176,6 +176,19 @@ class UvLock:
                 work += [(found, f"extra:{extra}") for extra in edge.extras]
         return tuple(order.values())
 
+    def locked_files(self, packages: Iterable[UvPackage], *, target: Target) -> list[LockedFiles]:
+        """The registry packages of ``packages`` with their files and the registry URL each was locked from."""
+        return [
+            LockedFiles(
+                name=name,
+                version=str(package.version),
+                origin=self.label,
+                files=package.files,
+                index=package.source[1] if _is_url(package.source[1]) else None,
+            )
+            for name, package in self.registry_packages(packages, target=target).items()
+        ]
+
     def pins_for(self, target: Target) -> list[RootRequirement]:
         """``name==version`` for every registry package :meth:`reachable` on ``target``, sorted by name."""
         return self.pins(self.reachable(target), target=target)
@@ -374,11 +387,7 @@ def uv_lock_inputs(lock: UvLock, target: Target, *, root: Path) -> Inputs:
     directory is missing is skipped with a warning.
     """
     reached = lock.reachable(target)
-    registry = lock.registry_packages(reached, target=target)
-    locked = [
-        LockedFiles(name=name, version=str(package.version), origin=lock.label, files=package.files)
-        for name, package in registry.items()
-    ]
+    locked = lock.locked_files(reached, target=target)
     projects = []
     for package in (p for p in reached if p.kind in ("editable", "directory")):
         directory = (lock.path.parent / package.source[1]).absolute()
