@@ -25,7 +25,9 @@ from mirror.workspace import Workspace
 from tests.conftest import MakeUpstream
 from tests.fixtures.dists import DEFAULT_RELEASES, BackendSdist, Release, build_release
 from tests.fixtures.env import Cli, isolated_env
+from tests.fixtures.offline import URL, offline
 from tests.fixtures.server import Upstream, free_port
+from tests.test_verify import needs_namespace
 
 HOST_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 INTERNAL = (
@@ -332,3 +334,32 @@ def test_the_page_for_people_says_which_index_each_project_came_from(
     assert f"<li><code>internal</code>: {internal.url}</li>" in home
     assert '<a href="simple/acme-auth/">acme-auth</a></td><td>1.0</td><td>1</td>' in home
     assert "<td>internal</td>" in home and "<td>upstream</td>" in home
+
+
+@needs_namespace
+def test_a_uv_project_with_an_internal_index_syncs_frozen_and_runs_offline(
+    cli: Cli, public: Upstream, internal: Upstream, tmp_path: Path
+) -> None:
+    project = uv_project(tmp_path, internal, ["acme-auth", "acme-core"], ["acme-auth", "acme-core"])
+    uv_lock(project, public)
+    spec = tmp_path / "mirror.toml"
+    spec.write_text(spec_text(public, internal, 'locks = ["app/uv.lock"]'))
+    Workspace.open(spec).sync()
+    relocation = cli("relocate-uv-lock", str(project / "uv.lock"), "--url", f"{URL}/", "--spec", str(spec))
+    assert relocation.exit_code == 0, relocation.stderr
+    relocated = (project / "uv.lock").read_text()
+    for upstream in (public, internal):  # ([package.metadata] keeps the project's input, index names and all)
+        assert f'registry = "{upstream.url}"' not in relocated and f'"{upstream.base_url}/files/' not in relocated
+    assert relocated.count(f'source = {{ registry = "{URL}/simple" }}') == 3  # acme-auth, acme-core, om-dep
+
+    uv = find_uv_bin()
+    script = (
+        f"cd {project}\n"
+        f"{uv} sync --frozen --no-cache --python {sys.executable}\n"
+        f"{uv} run --frozen --no-cache python -c 'import acme_auth, acme_core, om_dep;"
+        " print(acme_auth.VERSION, acme_core.VERSION, om_dep.VERSION)'\n"
+    )
+    (tmp_path / "home").mkdir()
+    done = offline(spec, tmp_path / "home", script, UV_NO_CONFIG="1", UV_PYTHON_DOWNLOADS="never")
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert done.stdout.splitlines()[-1] == "1.0 1.0 1.0"
