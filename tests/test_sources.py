@@ -105,25 +105,31 @@ def test_parse_requirements(text: str, expected: list[tuple[str, str]]) -> None:
     [
         (
             "-i https://example.com/simple",
-            "requirements.txt:1: -i is ignored: packages come from mirror.toml's [mirror] upstream",
+            "requirements.txt:1: -i is ignored: packages come from mirror.toml's indexes ([mirror] upstream, [[index]], [sources] find-links)",
         ),
         (
             "--index-url=https://example.com/simple",
-            "requirements.txt:1: --index-url is ignored: packages come from mirror.toml's [mirror] upstream",
+            "requirements.txt:1: --index-url is ignored: packages come from mirror.toml's indexes ([mirror] upstream, [[index]], [sources] find-links)",
         ),
         (
             "--extra-index-url https://example.com/simple",
-            "requirements.txt:1: --extra-index-url is ignored: packages come from mirror.toml's [mirror] upstream",
+            "requirements.txt:1: --extra-index-url is ignored: packages come from mirror.toml's indexes ([mirror] upstream, [[index]], [sources] find-links)",
         ),
-        ("--no-index", "requirements.txt:1: --no-index is ignored: packages come from mirror.toml's [mirror] upstream"),
-        ("-f ./wheels", "requirements.txt:1: -f is ignored: packages come from mirror.toml's [mirror] upstream"),
+        (
+            "--no-index",
+            "requirements.txt:1: --no-index is ignored: packages come from mirror.toml's indexes ([mirror] upstream, [[index]], [sources] find-links)",
+        ),
+        (
+            "-f ./wheels",
+            "requirements.txt:1: -f is ignored: packages come from mirror.toml's indexes ([mirror] upstream, [[index]], [sources] find-links)",
+        ),
         (
             "--find-links=./wheels",
-            "requirements.txt:1: --find-links is ignored: packages come from mirror.toml's [mirror] upstream",
+            "requirements.txt:1: --find-links is ignored: packages come from mirror.toml's indexes ([mirror] upstream, [[index]], [sources] find-links)",
         ),
         (
             "--trusted-host example.com",
-            "requirements.txt:1: --trusted-host is ignored: packages come from mirror.toml's [mirror] upstream",
+            "requirements.txt:1: --trusted-host is ignored: packages come from mirror.toml's indexes ([mirror] upstream, [[index]], [sources] find-links)",
         ),
         ("--pre", "requirements.txt:1: --pre is ignored: the lock resolves with its own options"),
         ("--prefer-binary", "requirements.txt:1: --prefer-binary is ignored: the lock resolves with its own options"),

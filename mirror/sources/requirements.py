@@ -128,7 +128,7 @@ def _split_requirement(line: str) -> tuple[str, str]:
 def _ignored(where: str, written: str) -> None:
     name = _ALIASES.get(written, written)
     if name in _INDEX_OPTIONS:
-        why = "packages come from mirror.toml's [mirror] upstream"
+        why = "packages come from mirror.toml's indexes ([mirror] upstream, [[index]], [sources] find-links)"
     elif name in _RESOLVER_OPTIONS:
         why = "the lock resolves with its own options"
     else:
