@@ -14,7 +14,8 @@ nothing to refuse: uv never sees a file of a name from an index that name is not
 
 Credentials stay here. A file on a host whose index needs credentials (or in a find-links folder) is listed at a
 router URL and streamed from its origin with the session's :class:`~mirror.credentials.IndexAuth`; every other file
-keeps its origin URL, so uv reads PEP 658 metadata and caches as it always does.
+keeps its origin URL, so uv reads PEP 658 metadata and caches as it always does. Every router URL starts with a
+random path segment: another user of the machine cannot read private files through it while the lock runs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import contextlib
 import json
 import logging
 import re
+import secrets
 import threading
 from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -143,6 +145,7 @@ class Router:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     router: Router
+    prefix: str  # "/<random token>": another user of this machine cannot read private files through the router
 
     def handle_error(self, request: object, client_address: object) -> None:
         log.debug("router: a connection from the resolver failed", exc_info=True)
@@ -163,6 +166,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, *, body: bool) -> None:
         path = unquote(urlsplit(self.path).path)
+        if not path.startswith(self.server.prefix + "/"):
+            self._send(404, "text/plain", b"not found\n", body)
+            return
+        path = path[len(self.server.prefix) :]
         try:
             if path in ("/simple", "/simple/"):
                 self._send(200, JSON_TYPE, json.dumps({"meta": {"api-version": "1.1"}, "projects": []}).encode(), body)
@@ -190,7 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _url(self, file: DistFile) -> str:
         if file.url.startswith("file:") or self.server.router.sends_credentials(file.url):
             port = self.server.server_address[1]
-            return f"http://{LOOPBACK}:{port}/files/{quote(file.project)}/{quote(file.filename)}"
+            return f"http://{LOOPBACK}:{port}{self.server.prefix}/files/{quote(file.project)}/{quote(file.filename)}"
         return file.url
 
     def _page(self, page: ProjectPage) -> str:
@@ -242,10 +249,11 @@ def serve_router(router: Router) -> Iterator[str]:
     """Serve ``router`` on 127.0.0.1 (a free port) until the block ends; yields its Simple API root URL."""
     server = _Server((LOOPBACK, 0), _Handler)
     server.router = router
+    server.prefix = "/" + secrets.token_urlsafe(16)
     thread = threading.Thread(target=server.serve_forever, name="mirror-router", daemon=True)
     thread.start()
     try:
-        yield f"http://{LOOPBACK}:{server.server_address[1]}/simple"
+        yield f"http://{LOOPBACK}:{server.server_address[1]}{server.prefix}/simple"
     finally:
         server.shutdown()
         server.server_close()

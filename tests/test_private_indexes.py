@@ -16,11 +16,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 from uv import find_uv_bin
 
+from mirror.credentials import Credentials, IndexAuth
 from mirror.errors import MirrorError
-from mirror.indexes import RoutingError
+from mirror.indexes import Index, Routing, RoutingError
 from mirror.manifest import Manifest
+from mirror.router import Router, serve_router
 from mirror.workspace import Workspace
 from tests.conftest import MakeUpstream
 from tests.fixtures.dists import DEFAULT_RELEASES, BackendSdist, Release, build_release
@@ -363,3 +366,32 @@ def test_a_uv_project_with_an_internal_index_syncs_frozen_and_runs_offline(
     done = offline(spec, tmp_path / "home", script, UV_NO_CONFIG="1", UV_PYTHON_DOWNLOADS="never")
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     assert done.stdout.splitlines()[-1] == "1.0 1.0 1.0"
+
+
+def test_the_router_serves_each_name_from_its_one_index(public: Upstream, internal: Upstream) -> None:
+    internal.auth = (USER, PASSWORD)
+    routing = Routing(
+        indexes=(Index(name="internal", url=internal.url, packages=("acme-*",)), Index(name="upstream", url=public.url))
+    )
+    session = requests.Session()
+    session.auth = IndexAuth([(routing.index("internal"), Credentials(username=USER, password=PASSWORD, source="t"))])
+    client = requests.Session()
+    client.trust_env = False  # straight to 127.0.0.1
+    with serve_router(Router(routing, session)) as url:
+        base = url.removesuffix("/simple")
+        page = client.get(f"{url}/acme-auth/").json()
+        assert [f["filename"] for f in page["files"]] == ["acme_auth-1.0-py3-none-any.whl"]
+        # a file behind credentials is served by the router, which holds them; the resolver never sees them
+        assert page["files"][0]["url"] == f"{base}/files/acme-auth/acme_auth-1.0-py3-none-any.whl"
+        wheel = client.get(page["files"][0]["url"])
+        assert wheel.content == (internal.files_dir / "acme_auth-1.0-py3-none-any.whl").read_bytes()
+        # a public file keeps its own URL
+        (dep,) = client.get(f"{url}/om-dep/").json()["files"]
+        assert dep["url"] == f"{public.base_url}/files/om_dep-1.0-py3-none-any.whl"
+        # only what a routed page lists, and only under the run's random prefix
+        assert client.get(f"{base}/files/acme-auth/acme_auth-9.9-py3-none-any.whl").status_code == 404
+        assert client.get(url.rsplit("/", 2)[0] + "/simple/acme-auth/").status_code == 404
+        assert client.get(f"{url}/nothing-here/").status_code == 404
+    assert {r.authorization is not None for r in internal.requests} == {True}
+    assert {r.authorization for r in public.requests} == {None}
+    assert [p for p in public.requests.paths() if "acme" in p] == []
