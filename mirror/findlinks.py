@@ -10,7 +10,6 @@ are then locked, fetched (copied, verified), indexed and served like every other
 from __future__ import annotations
 
 import email.parser
-import hashlib
 import logging
 import threading
 import zipfile
@@ -20,6 +19,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from mirror._filenames import classify
+from mirror._verified import sha256_file
 from mirror.errors import MirrorError
 from mirror.indexes import FIND_LINKS
 from mirror.simple import DistFile, ProjectPage, UnknownProject
@@ -29,14 +29,6 @@ log = logging.getLogger(__name__)
 
 class FindLinksError(MirrorError):
     """A find-links folder cannot be read, or holds two different files of one name."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _requires_python(wheel: Path) -> str | None:
@@ -71,7 +63,7 @@ class FindLinks:
                     continue
                 files = self._paths.setdefault(parsed[0], {})
                 other = files.setdefault(path.name, path)
-                if other != path and _sha256(other) != _sha256(path):
+                if other != path and sha256_file(other) != sha256_file(path):
                     raise FindLinksError(f"find-links: {other} and {path} differ; a file name must mean one file")
         self._pages: dict[str, ProjectPage] = {}
         self._lock = threading.Lock()
@@ -105,7 +97,7 @@ class FindLinks:
             project=name,
             version=version,
             kind=kind,
-            sha256=_sha256(path),
+            sha256=sha256_file(path),
             size=path.stat().st_size,
             requires_python=_requires_python(path) if kind == "wheel" else None,
             index=FIND_LINKS,

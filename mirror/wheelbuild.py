@@ -25,7 +25,6 @@ place, so ``out_dir`` never holds half a wheel.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mirror._process import Runner, TimedOut, clean_environment, log_tail, runner_with_timeout
+from mirror._verified import sha256_file
 from mirror.errors import MirrorError
 
 log = logging.getLogger(__name__)
@@ -184,15 +184,7 @@ def build_wheel(
             found = ", ".join(w.name for w in wheels) or "none"
             raise WheelBuildError(f"{failed}: expected one wheel, found {found}; last lines: {tail}")
         final = out_dir / wheels[0].name
-        digest = _sha256(wheels[0])
+        digest = sha256_file(wheels[0])
         os.replace(wheels[0], final)
     log.info("built %s (sha256 %s)", final.name, digest)
     return BuildResult(wheel=final, sha256=digest, log_tail=tail)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
