@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -85,6 +86,9 @@ class LockResult:
                 f"{entry.name}: {len(runtime)} packages ({sdists} sdists),"
                 f" {len(build)} build packages for {len(entry.builds)} builds{kept}"
             )
+        sources = Counter(f.index for f in self.manifest.files.values() if f.index is not None)
+        if len(sources) > 1:
+            lines.append("files by index: " + ", ".join(f"{name} {count}" for name, count in sorted(sources.items())))
         where, changed = self.lockfiles, self.changed
         lines.append(f"{len(changed)} files changed in {where}" if changed else f"lockfiles in {where} are up to date")
         return lines

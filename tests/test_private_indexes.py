@@ -253,6 +253,7 @@ def test_credentials_from_the_environment_reach_their_index_only_and_are_written
     )
     for result in outputs:
         assert result.exit_code == 0, result.stderr
+    assert "files by index: internal 2, upstream 1\n" in outputs[0].stdout
     assert_internal_only(tmp_path, Workspace.open(tmp_path / "mirror.toml").manifest(), public, internal)
     # the internal index got every request with the credentials, the public one none of them
     assert {r.authorization for r in internal.requests} == {
