@@ -187,19 +187,29 @@ def package_manager(target: Target) -> Literal["apt", "apk"] | None:
 
 
 def compile_report(
-    manifest: Manifest | Mapping[str, object], *, built: Mapping[str, Set[str]]
+    manifest: Manifest | Mapping[str, object],
+    *,
+    built: Mapping[str, Set[str]],
+    unfit: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, list[dict[str, object]]]:
     """Per target (in lock order), the packages that target still builds from an sdist, by name and version.
 
     ``manifest`` is ``mirror.lock.json`` (read or as a :class:`~mirror.manifest.Manifest`); ``built`` maps a target
-    name to the sdist filenames a wheel was built from here. Raises
-    :class:`~mirror.manifest.InvalidManifest` for a malformed manifest.
+    name to the sdist filenames a wheel was built from here; ``unfit`` maps a target name and an sdist to why the
+    wheel built here from it does not load on that target. Raises :class:`~mirror.manifest.InvalidManifest` for a
+    malformed manifest.
     """
     lock = manifest if isinstance(manifest, Manifest) else Manifest.from_dict(manifest)
-    return {entry.name: _target_report(entry, lock, frozenset(built.get(entry.name, ()))) for entry in lock.targets}
+    unfit = unfit or {}
+    return {
+        entry.name: _target_report(entry, lock, frozenset(built.get(entry.name, ())), unfit.get(entry.name, {}))
+        for entry in lock.targets
+    }
 
 
-def _target_report(entry: TargetEntry, lock: Manifest, built: frozenset[str]) -> list[dict[str, object]]:
+def _target_report(
+    entry: TargetEntry, lock: Manifest, built: frozenset[str], unfit: Mapping[str, str]
+) -> list[dict[str, object]]:
     builds = {build.requirer: build for build in entry.builds}
     roles: dict[tuple[str, str], set[str]] = {}
     sdists: dict[tuple[str, str], str] = {}
@@ -215,9 +225,8 @@ def _target_report(entry: TargetEntry, lock: Manifest, built: frozenset[str]) ->
     report = []
     for name, version in sorted(roles, key=lambda k: (k[0], k[1])):
         sdist = sdists[(name, version)]
-        report.append(
-            _entry(name, version, sdist, sorted(roles[(name, version)]), builds.get(sdist), manager, entry.target)
-        )
+        item = _entry(name, version, sdist, sorted(roles[(name, version)]), builds.get(sdist), manager, entry.target)
+        report.append({**item, "built_here": unfit.get(sdist)})
     return report
 
 
@@ -306,6 +315,8 @@ def render_compile_report(report: Mapping[str, list[dict[str, object]]]) -> list
             lines.append(f"    build requirements: {requires}" + (f" (locked: {pins})" if pins else ""))
             if item["build_error"]:
                 lines.append(f"    its backend could not be asked: {item['build_error']}")
+            if item.get("built_here"):
+                lines.append(f"    a wheel built here does not load there: {item['built_here']}")
             packages = _strings(item["system_packages"])
             if packages and isinstance(item["package_manager"], str):
                 manager = item["package_manager"]

@@ -44,7 +44,7 @@ from mirror.resolve import Pin, ResolutionError, Resolver, ResolveRequest
 from mirror.router import Router
 from mirror.simple import DistFile
 from mirror.sources import Inputs, LockedFiles, Project, collect_inputs
-from mirror.spec import SdistPolicy, Spec
+from mirror.spec import Policy, Spec
 from mirror.targets import Target
 
 log = logging.getLogger(__name__)
@@ -104,27 +104,39 @@ def requires_python_allows(file: DistFile, target: Target) -> bool:
 
 
 def choose_files(
-    files: Iterable[DistFile], *, name: str, version: str, target: Target, policy: SdistPolicy
+    files: Iterable[DistFile], *, name: str, version: str, target: Target, policy: Policy
 ) -> tuple[DistFile, ...]:
-    """The files of ``name==version`` that ``target`` uses: its best wheel and/or the sdist, by policy."""
+    """The files of ``name==version`` that ``target`` uses: its best wheel and/or the sdist, by policy
+    (``sdists``; ``no-binary`` takes the sdist alone, ``only-binary`` never an sdist)."""
     wanted = Version(version)
     candidates = [f for f in files if f.version == wanted]
     if not candidates:
         raise LockError(f"{name} {version} for {target.name}: the upstream lists no files for this version")
     live = [f for f in candidates if not f.yanked] or candidates  # an exact pin may use a yanked release
     usable = [f for f in live if requires_python_allows(f, target)]
-    wheels = [f for f in usable if f.kind == "wheel" and target.accepts(f.filename)]
+    source_only, binary_only = policy.source_only(name), policy.binary_only(name)
+    wheels = [f for f in usable if f.kind == "wheel" and target.accepts(f.filename) and not source_only]
     best = min(wheels, key=lambda f: (target.wheel_rank(f.filename), f.filename)) if wheels else None
     sdists = sorted(
-        (f for f in usable if f.kind == "sdist"), key=lambda f: (not f.filename.endswith(".tar.gz"), f.filename)
+        (f for f in usable if f.kind == "sdist" and not binary_only),
+        key=lambda f: (not f.filename.endswith(".tar.gz"), f.filename),
     )
     chosen: list[DistFile] = [best] if best else []
-    if sdists and (policy == "always" or (best is None and policy == "when-needed")):
+    if sdists and (source_only or policy.sdists == "always" or (best is None and policy.sdists == "when-needed")):
         chosen.append(sdists[0])
     if chosen:
         return tuple(chosen)
     existing = ", ".join(sorted(f.filename for f in candidates))
-    if sdists and policy == "never":
+    if source_only:
+        raise LockError(
+            f"{name} {version} for {target.name}: policy.no-binary names it, but it has no sdist; files: {existing}"
+        )
+    if binary_only:
+        raise LockError(
+            f"{name} {version} for {target.name}: policy.only-binary names it, but no wheel fits"
+            f" {target.describe()}; files: {existing}"
+        )
+    if sdists and policy.sdists == "never":
         raise LockError(
             f"{name} {version} for {target.name}: no wheel fits the target and policy.sdists is 'never';"
             f" files: {existing}"
@@ -235,6 +247,8 @@ class Locker:
                 upgrade=self.options.upgrade,
                 upgrade_packages=self.options.upgrade_packages,
                 exclude=excluded,
+                no_binary=self.spec.policy.no_binary,
+                only_binary=self.spec.policy.only_binary,
             )
         )
         origins = _origins(inputs)
@@ -299,9 +313,7 @@ class Locker:
         pages = list(self._pages.map(lambda pin: self.router.project(pin.name), pins))
         chosen = []
         for pin, page in zip(pins, pages, strict=True):
-            files = choose_files(
-                page.files, name=pin.name, version=pin.version, target=target, policy=self.spec.policy.sdists
-            )
+            files = choose_files(page.files, name=pin.name, version=pin.version, target=target, policy=self.spec.policy)
             chosen.append(tuple(self._with_hash(f) for f in files))
         return chosen
 
@@ -388,6 +400,8 @@ class Locker:
                 preferences=preferences,
                 upgrade=self.options.upgrade,
                 upgrade_packages=self.options.upgrade_packages,
+                no_binary=self.spec.policy.no_binary,
+                only_binary=self.spec.policy.only_binary,
             )
         )
         with self._guard:

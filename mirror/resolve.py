@@ -53,6 +53,8 @@ class ResolveRequest:
     upgrade: bool = False
     upgrade_packages: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()  # names never to pin (the workspace's own projects)
+    no_binary: tuple[str, ...] = ()  # pip's --no-binary: names or ":all:" (policy.no-binary)
+    only_binary: tuple[str, ...] = ()  # pip's --only-binary (policy.only-binary)
 
 
 class Resolver(Protocol):
@@ -120,6 +122,15 @@ def _upgrade_args(request: ResolveRequest) -> list[str]:
     args = ["--upgrade"] if request.upgrade else []
     for name in request.upgrade_packages:
         args += ["--upgrade-package", name]
+    return args
+
+
+def _format_args(request: ResolveRequest) -> list[str]:
+    """``--no-binary NAME`` / ``--only-binary NAME`` per name, as uv pip compile and pip spell them."""
+    args = []
+    for flag, names in (("--no-binary", request.no_binary), ("--only-binary", request.only_binary)):
+        for name in names:
+            args += [flag, name]
     return args
 
 
@@ -197,6 +208,7 @@ class UvResolver(_CompileBackend):
             "first-index",
             "--quiet",
             *_upgrade_args(request),
+            *_format_args(request),
         ]
 
     def environment(self, request: ResolveRequest) -> dict[str, str]:
@@ -230,6 +242,7 @@ class PipToolsResolver(_CompileBackend):
             request.index_url,
             "--quiet",
             *_upgrade_args(request),
+            *(["--pip-args", " ".join(_format_args(request))] if request.no_binary or request.only_binary else []),
         ]
 
     def environment(self, request: ResolveRequest) -> dict[str, str]:

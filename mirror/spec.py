@@ -40,7 +40,8 @@ _LOCK_KEYS = ("path", "groups", "extras")
 LockFormat = Literal["uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock", "pylock.toml"]
 LOCK_FORMATS: tuple[LockFormat, ...] = ("uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock", "pylock.toml")
 _PYLOCK_NAME = re.compile(r"^pylock\.([^.]+)\.toml$")  # PEP 751; packaging.pylock.is_valid_pylock_path
-_POLICY_KEYS = ("sdists", "build-wheels")
+_POLICY_KEYS = ("sdists", "build-wheels", "no-binary", "only-binary")
+ALL = ":all:"
 _NAME_RE = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 
 
@@ -112,6 +113,23 @@ class Policy:
 
     sdists: SdistPolicy = "when-needed"
     build_wheels: bool = True
+    no_binary: tuple[str, ...] = ()  # normalized names, or ":all:": pip's --no-binary (built from source)
+    only_binary: tuple[str, ...] = ()  # pip's --only-binary (never from an sdist)
+
+    def source_only(self, project: str) -> bool:
+        """Whether ``project`` is installed from its sdist only (a name in one list wins over ``:all:`` in the
+        other, as pip reads them)."""
+        name = str(canonicalize_name(project))
+        if name in self.no_binary or name in self.only_binary:
+            return name in self.no_binary
+        return ALL in self.no_binary
+
+    def binary_only(self, project: str) -> bool:
+        """Whether ``project`` is installed from a wheel only."""
+        name = str(canonicalize_name(project))
+        if name in self.no_binary or name in self.only_binary:
+            return name in self.only_binary
+        return ALL in self.only_binary and ALL not in self.no_binary
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -224,7 +242,12 @@ class Spec:
                 "packages": list(self.sources.packages),
                 "find-links": [rel(p) for p in self.sources.find_links],
             },
-            "policy": {"sdists": self.policy.sdists, "build-wheels": self.policy.build_wheels},
+            "policy": {
+                "sdists": self.policy.sdists,
+                "build-wheels": self.policy.build_wheels,
+                "no-binary": list(self.policy.no_binary),
+                "only-binary": list(self.policy.only_binary),
+            },
         }
 
 
@@ -575,4 +598,22 @@ def _policy(data: Mapping[str, object]) -> Policy:
     sdists = data.get("sdists", "when-needed")
     if sdists not in SDIST_POLICIES:
         raise InvalidSpec("policy.sdists", f"{sdists!r} is not a policy; expected one of: {', '.join(SDIST_POLICIES)}")
-    return Policy(sdists=sdists, build_wheels=_FIELDS.boolean(data.get("build-wheels", True), "policy", "build-wheels"))
+    formats = {key: _formats(data, key) for key in ("no-binary", "only-binary")}
+    both = sorted(set(formats["no-binary"]) & set(formats["only-binary"]))
+    if both:
+        raise InvalidSpec("policy.only-binary", f"{both[0]!r} is also in policy.no-binary; name it in one of them")
+    return Policy(
+        sdists=sdists,
+        build_wheels=_FIELDS.boolean(data.get("build-wheels", True), "policy", "build-wheels"),
+        no_binary=formats["no-binary"],
+        only_binary=formats["only-binary"],
+    )
+
+
+def _formats(data: Mapping[str, object], key: str) -> tuple[str, ...]:
+    """A no-binary / only-binary list: project names, or ":all:"."""
+    values = _str_list(data, key, "policy")
+    for i, value in enumerate(values):
+        if value != ALL and not _NAME_RE.fullmatch(value):
+            raise InvalidSpec(f"policy.{key}[{i}]", f"{value!r} is not a project name or {ALL!r}")
+    return tuple(dict.fromkeys(v if v == ALL else str(canonicalize_name(v)) for v in values))

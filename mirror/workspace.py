@@ -19,6 +19,7 @@ prints what it returns; so can any program or test::
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,17 +91,24 @@ class FetchOutcome:
             f" here; verified by sha256 in {self.files_dir}"
         )
         if self.builds:
-            counts = {s: sum(1 for o in self.builds if o.status == s) for s in ("built", "reused", "skipped")}
+            count = Counter(o.status for o in self.builds)
+            left = [
+                (count["unfit"], "built here but would not load there"),
+                (count["skipped"], "for targets this host cannot build for"),
+                (count["failed"], "failed to build here"),
+                (count["policy"], "by policy.no-binary"),
+            ]
+            why = ", ".join(f"{n} {what}" for n, what in left if n)
             lines.append(
-                f"wheels from sdists: {counts['built']} built here, {counts['reused']} already built,"
-                f" {counts['skipped']} for targets this host cannot build for"
+                f"wheels from sdists (sdist x target): {count['built']} built here, {count['reused']} already built;"
+                f" {sum(n for n, _ in left)} left to the targets" + (f" ({why})" if why else "")
             )
         return lines
 
     def warnings(self) -> list[str]:
-        """Builds that failed for another reason than a missing build requirement (that package compiles on the
-        target)."""
-        return [f"warning: {o.detail}" for o in self.builds or () if o.status == "failed"]
+        """Builds that failed for another reason than a missing build requirement, and wheels built here that do not
+        load on their target (those packages compile on the target)."""
+        return [f"warning: {o.detail}" for o in self.builds or () if o.status in ("failed", "unfit")]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -174,7 +182,7 @@ class Workspace:
         manifest = load_manifest(self.layout.lockfiles)
         if rebuilding:
             manifest = manifest.without_built_wheels()
-        return with_built_wheels(manifest, self.registry(), self.layout.files)
+        return with_built_wheels(manifest, self.registry(), self.layout.files, source_only=self.spec.policy.source_only)
 
     def registry(self) -> Registry:
         """The record of wheels built here from sdists."""
@@ -238,7 +246,9 @@ class Workspace:
             )
             locked = locker.lock(previous)
         # wheels built here earlier stay in the lock while their sdist is unchanged
-        manifest = with_built_wheels(locked, self.registry(), self.layout.files)
+        manifest = with_built_wheels(
+            locked, self.registry(), self.layout.files, source_only=self.spec.policy.source_only
+        )
         changed = write_lock(manifest, self.layout)
         return LockResult(manifest=manifest, changed=tuple(changed), lockfiles=self.layout.lockfiles)
 
@@ -282,6 +292,7 @@ class Workspace:
             self.registry(),
             interpreters=discover(),
             targets=targets,
+            source_only=self.spec.policy.source_only,
             progress=self.progress,
         )
         write_lock(manifest, self.layout)  # the wheels that were built stay recorded, even when one was not
@@ -293,9 +304,11 @@ class Workspace:
         ``compile-report.json`` in the wheelhouse."""
         import json
 
+        from mirror.builtwheels import unfit_wheels
         from mirror.compilereport import compile_report
 
-        report = compile_report(self.manifest(rebuilding=self.spec.policy.build_wheels), built={})
+        manifest = self.manifest(rebuilding=self.spec.policy.build_wheels)
+        report = compile_report(manifest, built={}, unfit=unfit_wheels(manifest, self.registry()))
         if targets:
             report = {name: entries for name, entries in report.items() if name in targets}
         _atomic.write_text(self.layout.compile_report, json.dumps(report, indent=2) + "\n")

@@ -15,6 +15,7 @@ from mirror.fetch import fetch
 from mirror.interpreters import discover
 from mirror.manifest import load_manifest
 from mirror.targets import host_target
+from mirror.wheelaudit import Audit
 from mirror.wheelbuild import BuildResult
 from mirror.workspace import IncompleteBuildClosure, Workspace
 from tests.fixtures.env import Cli, MakeWorkspace, isolated_env, pip_command
@@ -50,10 +51,24 @@ def test_require_hashes_install_uses_the_built_wheel_offline(synced: Path, tmp_p
     home.mkdir()
     find_links = [arg for d in sorted((synced / "wheelhouse" / "files").iterdir()) for arg in ("--find-links", str(d))]
     done = subprocess.run(
-        [*pip_command("download", "http://127.0.0.1:9/simple", "--no-index", *find_links, "--only-binary=:all:",
-                      "--require-hashes", "-d", str(tmp_path / "d"), "-r",
-                      str(synced / "lockfiles" / f"{HOST.name}.txt"))],
-        env=isolated_env(home), capture_output=True, text=True, timeout=300,
+        [
+            *pip_command(
+                "download",
+                "http://127.0.0.1:9/simple",
+                "--no-index",
+                *find_links,
+                "--only-binary=:all:",
+                "--require-hashes",
+                "-d",
+                str(tmp_path / "d"),
+                "-r",
+                str(synced / "lockfiles" / f"{HOST.name}.txt"),
+            )
+        ],
+        env=isolated_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["om_sdistonly-1.0-py3-none-any.whl"]
@@ -67,7 +82,9 @@ def test_relock_and_refetch_keep_the_built_wheel(cli: Cli, synced: Path, upstrea
     upstream.requests.clear()
     result = cli("fetch", "--spec", str(synced / "mirror.toml"))
     assert result.exit_code == 0
-    assert "wheels from sdists: 0 built here, 4 already built, 0 for targets this host cannot build for" in result.stdout
+    assert (
+        "wheels from sdists (sdist x target): 0 built here, 4 already built; 0 left to the targets\n" in result.stdout
+    )
     assert not [p for p in upstream.requests.paths() if p.startswith("/files/")]
     assert {p.name: p.read_text() for p in (synced / "lockfiles").iterdir()} == before
 
@@ -79,7 +96,9 @@ def test_a_missing_build_requirement_is_named(make_workspace: MakeWorkspace) -> 
     files_dir = workspace / "wheelhouse" / "files"
     fetch(manifest, files_dir, session=make_session())
     shutil.rmtree(files_dir / "om-dynamic")  # as if the lock had forgotten the dynamic build requirement
-    _, outcomes = build_missing(manifest, files_dir, Registry(workspace / "wheelhouse" / "built-wheels.json"), interpreters=discover())
+    _, outcomes = build_missing(
+        manifest, files_dir, Registry(workspace / "wheelhouse" / "built-wheels.json"), interpreters=discover()
+    )
     by_sdist = {o.sdist: o for o in outcomes}
     assert by_sdist["om_buildhelper-1.0.tar.gz"].status == "built"  # needs only om-backend
     outcome = by_sdist["om_sdistonly-1.0.tar.gz"]
@@ -105,8 +124,18 @@ def test_platform_wheel_does_not_serve_another_target_and_compiles_there(make_wo
         wheel.write_bytes(b"a platform wheel")
         return BuildResult(wheel=wheel, sha256="", log_tail="")
 
+    def fake_auditor(wheel: Path) -> Audit:  # auditwheel's verdict on a wheel needing nothing newer than glibc 2.17
+        fitted = wheel.with_name(wheel.name.replace("linux_x86_64", "manylinux_2_17_x86_64"))
+        wheel.rename(fitted)
+        return Audit(wheel=fitted, tag="manylinux_2_17_x86_64")
+
     manifest, outcomes = build_missing(
-        manifest, files_dir, Registry(workspace / "wheelhouse" / "built-wheels.json"), interpreters=discover(), builder=fake_builder
+        manifest,
+        files_dir,
+        Registry(workspace / "wheelhouse" / "built-wheels.json"),
+        interpreters=discover(),
+        builder=fake_builder,
+        auditor=fake_auditor,
     )
     assert [(o.target, o.sdist, o.status) for o in outcomes] == [
         (HOST.name, "om_buildhelper-1.0.tar.gz", "built"),

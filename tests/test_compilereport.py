@@ -149,6 +149,7 @@ def _entry(name: str, version: str, sdist: str, **fields: object) -> dict[str, o
         "package_manager": "apt",
         "system_packages": [],
         "note": "",
+        "built_here": None,
     }
     entry.update(fields)
     return entry

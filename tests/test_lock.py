@@ -16,6 +16,7 @@ from mirror.lock import LockOptions, choose_files
 from mirror.lockfile import pylock_name, write_lock
 from mirror.manifest import load_manifest
 from mirror.simple import DistFile, classify
+from mirror.spec import Policy
 from mirror.targets import Target, host_target
 from mirror.workspace import Workspace
 from tests.fixtures.dists import NATIVE_TAGS
@@ -325,7 +326,7 @@ def dist(filename: str, *, yanked: bool = False, requires_python: str | None = N
 )
 def test_choose_files(files: list[str], policy: str, expected: list[str]) -> None:
     target = Target.create("linux/amd64", "3.11")
-    chosen = choose_files([dist(f) for f in files], name="a", version="1.0", target=target, policy=policy)  # type: ignore[arg-type]
+    chosen = choose_files([dist(f) for f in files], name="a", version="1.0", target=target, policy=Policy(sdists=policy))  # type: ignore[arg-type]
     assert [f.filename for f in chosen] == expected
 
 
@@ -333,13 +334,13 @@ def test_choose_files_skips_yanked_and_wrong_requires_python() -> None:
     target = Target.create("linux/amd64", "3.11")
     files = [dist("a-1.0-py3-none-any.whl", yanked=True), dist("a-1.0-cp311-cp311-linux_x86_64.whl",
              requires_python=">=3.12"), dist("a-1.0.tar.gz")]
-    chosen = choose_files(files, name="a", version="1.0", target=target, policy="when-needed")
+    chosen = choose_files(files, name="a", version="1.0", target=target, policy=Policy())
     assert [f.filename for f in chosen] == ["a-1.0.tar.gz"]
     only_yanked = [dist("a-1.0-py3-none-any.whl", yanked=True)]
     assert [f.filename for f in choose_files(only_yanked, name="a", version="1.0", target=target,
-                                             policy="when-needed")] == ["a-1.0-py3-none-any.whl"]
+                                             policy=Policy())] == ["a-1.0-py3-none-any.whl"]
     with pytest.raises(MirrorError, match=r"^a 2.0 for linux-amd64-cp311: the upstream lists no files"):
-        choose_files(only_yanked, name="a", version="2.0", target=target, policy="when-needed")
+        choose_files(only_yanked, name="a", version="2.0", target=target, policy=Policy())
 
 
 def test_conflicting_build_versions_are_all_kept(make_upstream: object, make_workspace: MakeWorkspace) -> None:
