@@ -346,7 +346,9 @@ def starter_spec(
         "",
         "[policy]",
         'sdists = "when-needed"   # "when-needed": only where no wheel fits a target | "always" | "never"',
-        "build-wheels = true      # build wheels from sdists for targets this host can build for",
+        "build-wheels = true      # build wheels where no upstream wheel fits (offered where auditwheel says so)",
+        "no-binary = []           # pip's --no-binary: these projects (or \":all:\") come as sdists, built on target",
+        "only-binary = []         # pip's --only-binary: never an sdist for these projects (or \":all:\")",
         "",
     ]
     return "\n".join(lines)
