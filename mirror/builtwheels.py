@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -223,10 +223,12 @@ def build_missing(
     builder: Builder | None = None,
     auditor: Auditor | None = None,
     source_only: Callable[[str], bool] = lambda project: False,
+    compiler: Callable[[Target], Mapping[str, str]] | None = None,
     progress: Progress | None = None,
 ) -> tuple[Manifest, list[BuildOutcome]]:
     """Build a wheel for every sdist a chosen target has no upstream wheel for, where this host can build for that
-    target and has not built it yet; ``source_only(project)`` (policy.no-binary) leaves a project to the targets.
+    target and has not built it yet; ``source_only(project)`` (policy.no-binary) leaves a project to the targets;
+    ``compiler(target)`` gives the C/C++ toolchain's settings for a target (policy.compiler = "zig").
 
     ``builder`` defaults to :func:`mirror.wheelbuild.build_wheel`, ``auditor`` to
     :func:`mirror.wheelaudit.audit_wheel`.
@@ -260,7 +262,14 @@ def build_missing(
                         BuildOutcome(target=entry.name, sdist=sdist.filename, status="skipped", detail=reason)
                     )
                 else:
-                    build = _Build(builder=builder, auditor=auditor, flat=flat, files_dir=files_dir, progress=progress)
+                    build = _Build(
+                        builder=builder,
+                        auditor=auditor,
+                        flat=flat,
+                        files_dir=files_dir,
+                        progress=progress,
+                        compiler=compiler,
+                    )
                     outcomes.append(build.one(entry, sdist, registry, interpreter))
     registry.save()
     return with_built_wheels(manifest, registry, files_dir, source_only=source_only), outcomes
@@ -296,11 +305,13 @@ class _Build:
     flat: Path
     files_dir: Path
     progress: Progress
+    compiler: Callable[[Target], Mapping[str, str]] | None = None  # the toolchain's settings for a target
 
     def one(self, entry: TargetEntry, sdist: FileEntry, registry: Registry, interpreter: Interpreter) -> BuildOutcome:
         from mirror.wheelbuild import WheelBuildError
 
         self.progress.message(f"{entry.name}: building a wheel from {sdist.filename} with {interpreter.path}")
+        toolchain = self.compiler(entry.target) if self.compiler is not None else {}
         try:
             result = self.builder(
                 self.files_dir / sdist.relpath,
@@ -308,6 +319,7 @@ class _Build:
                 find_links=self.flat,
                 out_dir=self.files_dir / sdist.project,
                 label=entry.name,
+                **({"compiler": toolchain} if toolchain else {}),
             )
         except WheelBuildError as exc:
             status = "incomplete" if exc.missing else "failed"

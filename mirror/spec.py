@@ -40,7 +40,9 @@ _LOCK_KEYS = ("path", "groups", "extras")
 LockFormat = Literal["uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock", "pylock.toml"]
 LOCK_FORMATS: tuple[LockFormat, ...] = ("uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock", "pylock.toml")
 _PYLOCK_NAME = re.compile(r"^pylock\.([^.]+)\.toml$")  # PEP 751; packaging.pylock.is_valid_pylock_path
-_POLICY_KEYS = ("sdists", "build-wheels", "no-binary", "only-binary")
+_POLICY_KEYS = ("sdists", "build-wheels", "no-binary", "only-binary", "compiler")
+Compiler = Literal["host", "zig"]
+COMPILERS: tuple[Compiler, ...] = ("host", "zig")
 ALL = ":all:"
 _NAME_RE = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 
@@ -115,6 +117,7 @@ class Policy:
     build_wheels: bool = True
     no_binary: tuple[str, ...] = ()  # normalized names, or ":all:": pip's --no-binary (built from source)
     only_binary: tuple[str, ...] = ()  # pip's --only-binary (never from an sdist)
+    compiler: Compiler = "host"  # "zig": C/C++ for glibc targets compiled with zig cc for the target's glibc floor
 
     def source_only(self, project: str) -> bool:
         """Whether ``project`` is installed from its sdist only (a name in one list wins over ``:all:`` in the
@@ -247,6 +250,7 @@ class Spec:
                 "build-wheels": self.policy.build_wheels,
                 "no-binary": list(self.policy.no_binary),
                 "only-binary": list(self.policy.only_binary),
+                "compiler": self.policy.compiler,
             },
         }
 
@@ -347,8 +351,8 @@ def starter_spec(
         "[policy]",
         'sdists = "when-needed"   # "when-needed": only where no wheel fits a target | "always" | "never"',
         "build-wheels = true      # build wheels where no upstream wheel fits (offered where auditwheel says so)",
-        "no-binary = []           # pip's --no-binary: these projects (or \":all:\") come as sdists, built on target",
-        "only-binary = []         # pip's --only-binary: never an sdist for these projects (or \":all:\")",
+        'no-binary = []           # pip\'s --no-binary: these projects (or ":all:") come as sdists, built on target',
+        'only-binary = []         # pip\'s --only-binary: never an sdist for these projects (or ":all:")',
         "",
     ]
     return "\n".join(lines)
@@ -604,11 +608,15 @@ def _policy(data: Mapping[str, object]) -> Policy:
     both = sorted(set(formats["no-binary"]) & set(formats["only-binary"]))
     if both:
         raise InvalidSpec("policy.only-binary", f"{both[0]!r} is also in policy.no-binary; name it in one of them")
+    compiler = data.get("compiler", "host")
+    if compiler not in COMPILERS:
+        raise InvalidSpec("policy.compiler", f"{compiler!r} is not a compiler; expected one of: {', '.join(COMPILERS)}")
     return Policy(
         sdists=sdists,
         build_wheels=_FIELDS.boolean(data.get("build-wheels", True), "policy", "build-wheels"),
         no_binary=formats["no-binary"],
         only_binary=formats["only-binary"],
+        compiler=compiler,
     )
 
 

@@ -25,9 +25,11 @@ place, so ``out_dir`` never holds half a wheel.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ from pathlib import Path
 from mirror._process import Runner, TimedOut, clean_environment, log_tail, runner_with_timeout
 from mirror._verified import sha256_file
 from mirror.errors import MirrorError
+from mirror.targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,23 @@ class BuildResult:
     wheel: Path
     sha256: str
     log_tail: str  # the last lines of the build's output, joined with " | "
+
+
+def zig_environment(target: Target, *, python: str = sys.executable) -> dict[str, str]:
+    """The compiler settings that make a C/C++ build link against ``target``'s glibc floor instead of this host's:
+    ``zig cc -target <arch>-linux-gnu.<glibc>`` (the ``ziglang`` package ships zig) as ``CC``, ``CXX`` and the
+    linkers setuptools, meson and CMake read. Only for glibc Linux targets of this host's architecture (the build's
+    interpreter runs here); auditwheel still checks the result."""
+    if importlib.util.find_spec("ziglang") is None:
+        raise WheelBuildError(
+            "policy.compiler = \"zig\" needs the ziglang package where mirror runs: pip install 'offline-mirror[zig]'"
+        )
+    if target.glibc is None or target.info.os != "linux":
+        return {}
+    zig = f"{python} -m ziglang"
+    triple = f"{target.info.tag_arch}-linux-gnu.{target.glibc[0]}.{target.glibc[1]}"
+    cc, cxx = f"{zig} cc -target {triple}", f"{zig} c++ -target {triple}"
+    return {"CC": cc, "CXX": cxx, "LDSHARED": f"{cc} -shared", "LDCXXSHARED": f"{cxx} -shared", "AR": f"{zig} ar"}
 
 
 def build_environment(find_links: Path, cache: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -138,12 +158,14 @@ def build_wheel(
     runner: Runner | None = None,
     timeout: float = 900,
     uv: str | None = None,
+    compiler: Mapping[str, str] | None = None,
 ) -> BuildResult:
     """Build ``sdist`` into a wheel in ``out_dir`` with ``python``, installing build requirements only from
     ``find_links`` (one flat directory of wheels and sdists).
 
     ``label`` names what the build is for in errors (a target name). ``runner`` defaults to running uv for real,
     killed with everything it started after ``timeout`` seconds; an injected runner keeps its own time.
+    ``compiler``: environment settings of the C/C++ toolchain (:func:`zig_environment`).
     An existing wheel of the same name in ``out_dir`` is replaced. Raises :class:`WheelBuildError`.
     """
     if uv is None:
@@ -164,7 +186,7 @@ def build_wheel(
         command = build_command(uv, sdist, python=python, find_links=find_links, out_dir=Path(staging))
         log.info("building a wheel of %s for %s with %s", sdist.name, label, python)
         try:
-            done = run(command, build_environment(find_links, Path(cache)))
+            done = run(command, {**build_environment(find_links, Path(cache)), **(compiler or {})})
         except TimedOut as exc:
             raise WheelBuildError(
                 f"{failed}: timed out after {timeout:g} s; last lines: {log_tail(exc.output)}"

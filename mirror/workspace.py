@@ -285,6 +285,7 @@ class Workspace:
         from mirror.builtwheels import build_missing, raise_if_incomplete
         from mirror.interpreters import discover
         from mirror.lockfile import write_lock
+        from mirror.wheelbuild import zig_environment
 
         manifest, outcomes = build_missing(
             self.manifest(rebuilding=True),
@@ -293,6 +294,7 @@ class Workspace:
             interpreters=discover(),
             targets=targets,
             source_only=self.spec.policy.source_only,
+            compiler=zig_environment if self.spec.policy.compiler == "zig" else None,
             progress=self.progress,
         )
         write_lock(manifest, self.layout)  # the wheels that were built stay recorded, even when one was not

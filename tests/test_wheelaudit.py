@@ -160,6 +160,31 @@ def test_a_linked_library_is_copied_into_the_wheel(built: Path, tmp_path: Path) 
 
 
 @needs_glibc_host
+def test_zig_builds_a_wheel_that_loads_on_an_older_glibc_target(c_upstream: Upstream, tmp_path: Path) -> None:
+    pytest.importorskip("ziglang", reason="the test extra installs ziglang")
+    (tmp_path / "mirror.toml").write_text(
+        f'[mirror]\nupstream = "{c_upstream.url}"\n'
+        f'[[target]]\nplatform = "{HOST.platform}"\npython = "{HOST.python}"\nglibc = "2.17"\nname = "centos7"\n'
+        '[sources]\npackages = ["om-cext"]\n[policy]\ncompiler = "zig"\n'
+    )
+    result = Workspace.open(tmp_path / "mirror.toml").sync()
+    assert [(o.sdist, o.status) for o in result.fetch.builds or ()] == [("om_cext-1.0.tar.gz", "built")]
+    (wheel,) = (tmp_path / "wheelhouse" / "files" / "om-cext").glob("*.whl")
+    needed = glibc_of(str(auditwheel_show(wheel)["sym_tag"]))
+    assert needed <= (2, 17)  # linked against glibc 2.17's symbols, not this host's
+    assert offered(tmp_path, "centos7", "om-cext") == ["om_cext-1.0.tar.gz", wheel.name]
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(tmp_path / "unpacked")
+    done = subprocess.run(
+        [sys.executable, "-c", "import om_cext; print(om_cext.answer())"],
+        cwd=tmp_path / "unpacked",
+        capture_output=True,
+        text=True,
+    )
+    assert (done.returncode, done.stdout) == (0, "42\n"), done.stderr
+
+
+@needs_glibc_host
 def test_fetch_says_how_many_builds_were_made_here_and_left_to_the_targets(built: Path) -> None:
     lines = json.loads((built / "fetch.json").read_text())["lines"]
     (line,) = [line for line in lines if line.startswith("wheels from sdists")]
@@ -317,6 +342,7 @@ def test_no_binary_and_only_binary_read_as_pip_reads_them(text: str, source: set
         ('no-binary = ["a"]\nonly-binary = ["A"]', "policy.only-binary: 'a' is also in policy.no-binary"),
         ('no-binary = ["a b"]', "policy.no-binary[0]: 'a b' is not a project name or ':all:'"),
         ('only-binary = "x"', "policy.only-binary: expected an array of strings"),
+        ('compiler = "clang"', "policy.compiler: 'clang' is not a compiler; expected one of: host, zig"),
     ],
 )
 def test_policy_errors(text: str, message: str) -> None:
@@ -386,3 +412,14 @@ def test_a_record_of_unaudited_wheels_is_not_used(tmp_path: Path) -> None:
     }
     path.write_text(json.dumps({"version": 1, "wheels": [{**old, "sha256": "1" * 64, "size": 1}]}))
     assert Registry(path).wheels == []  # version 1 recorded linux_<arch> wheels: they are built (and audited) again
+
+
+def test_the_zig_toolchain_targets_the_glibc_floor() -> None:
+    pytest.importorskip("ziglang", reason="the test extra installs ziglang")
+    from mirror.wheelbuild import zig_environment
+
+    env = zig_environment(target("2.28", "linux/arm64"), python="/py")
+    assert env["CC"] == "/py -m ziglang cc -target aarch64-linux-gnu.2.28"
+    assert env["LDSHARED"] == "/py -m ziglang cc -target aarch64-linux-gnu.2.28 -shared"
+    assert env["CXX"] == "/py -m ziglang c++ -target aarch64-linux-gnu.2.28"
+    assert zig_environment(Target.from_dict({"platform": "windows/amd64", "python": "3.11"})) == {}
