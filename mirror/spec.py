@@ -353,6 +353,7 @@ def starter_spec(
         "build-wheels = true      # build wheels where no upstream wheel fits (offered where auditwheel says so)",
         'no-binary = []           # pip\'s --no-binary: these projects (or ":all:") come as sdists, built on target',
         'only-binary = []         # pip\'s --only-binary: never an sdist for these projects (or ":all:")',
+        'compiler = "host"        # "zig": compile wheels here for each glibc target\'s floor (pip install ziglang)',
         "",
     ]
     return "\n".join(lines)
