@@ -105,6 +105,9 @@ def test_a_wheel_built_here_is_offered_only_where_its_true_tag_fits(built: Path)
     assert wheel.name == f"om_cext-1.0-{CP}-{CP}-{report['sym_tag']}.whl"
     assert not needs_audit(wheel.name)
     assert offered(built, "here", "om-cext") == ["om_cext-1.0.tar.gz", wheel.name]
+    # the one index every target shares lists it by its true tag: a pip on an older glibc passes it over
+    page = json.loads((built / "wheelhouse" / "simple" / "om-cext" / "index.json").read_text())
+    assert sorted(f["filename"] for f in page["files"]) == sorted(["om_cext-1.0.tar.gz", wheel.name])
     lock_here = (built / "lockfiles" / "here.txt").read_text()
     lock_old = (built / "lockfiles" / "old.txt").read_text()
     sha = json.loads((built / "wheelhouse" / "built-wheels.json").read_text())["wheels"][0]["sha256"]
