@@ -724,6 +724,7 @@ def bundle() -> None:
 )
 @click.option("--no-tool", is_flag=True, help="Leave out offline-mirror's own wheels and install.sh.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=8, show_default=True, help="Concurrent downloads.")
+@click.option("--sign", type=_EXISTING_FILE, default=None, metavar="KEY", help="Sign bundle.json with this SSH key.")
 def bundle_export(
     out: Path,
     spec_path: Path,
@@ -733,6 +734,7 @@ def bundle_export(
     tool_targets: tuple[str, ...],
     no_tool: bool,
     jobs: int,
+    sign: Path | None,
 ) -> None:
     """Write the mirror (files, lockfiles, spec, client configs, the tool itself) as one archive OUT.
 
@@ -748,20 +750,28 @@ def bundle_export(
         tool=not no_tool,
         tool_targets=tuple(_parse_target_option(v) for v in tool_targets),
         jobs=jobs,
+        sign=sign,
     )
     with Reporter("quiet", "exporting") as progress:
         result = _open(spec_path, progress).export_bundle(out, options)
     _echo(result.render())
 
 
+_trust_option = click.option(
+    "--trust", type=_EXISTING_FILE, default=None, metavar="ALLOWED_SIGNERS", help="Require a signature by a key listed."
+)
+
+
 @bundle.command("verify")
 @click.argument("bundle_path", metavar="BUNDLE", type=_FILE)
-def bundle_verify(bundle_path: Path) -> None:
+@_trust_option
+def bundle_verify(bundle_path: Path, trust: Path | None) -> None:
     """Check every member of BUNDLE against its manifest, and that none is unsafe, without importing."""
     from mirror.bundle import read_bundle
+    from mirror.bundle.signing import trusted_by
 
     with Reporter("quiet", "verifying") as progress:
-        result = read_bundle(bundle_path, progress=progress)
+        result = read_bundle(bundle_path, progress=progress, trust=trusted_by(trust) if trust else None)
     click.echo(result.render(bundle_path))
 
 
@@ -774,10 +784,11 @@ def bundle_verify(bundle_path: Path) -> None:
     show_default=True,
     help="The offline workspace (created if missing; an existing mirror is merged with).",
 )
-def bundle_import(bundle_path: Path, into: Path) -> None:
+@_trust_option
+def bundle_import(bundle_path: Path, into: Path, trust: Path | None) -> None:
     """Verify BUNDLE completely, then merge it into the mirror at --into and regenerate its index."""
     from mirror.workspace import Workspace
 
     with Reporter("quiet", "importing") as progress:
-        result = Workspace.at(into, progress=progress).import_bundle(bundle_path)
+        result = Workspace.at(into, progress=progress).import_bundle(bundle_path, trust=trust)
     _echo(result.render(bundle_path, into))

@@ -32,7 +32,7 @@ SdistPolicy = Literal["when-needed", "always", "never"]
 SDIST_POLICIES: tuple[SdistPolicy, ...] = ("when-needed", "always", "never")
 
 _TABLES = ("mirror", "index", "target", "sources", "policy")
-_MIRROR_KEYS = ("upstream", "wheelhouse", "lockfiles")
+_MIRROR_KEYS = ("upstream", "wheelhouse", "lockfiles", "trust")
 _INDEX_KEYS = ("name", "url", "packages")
 _SOURCE_KEYS = ("requirements", "projects", "locks", "uv-locks", "packages", "find-links")
 _PROJECT_KEYS = ("path", "extras", "groups")
@@ -144,6 +144,7 @@ class Spec:
     wheelhouse: Path
     lockfiles: Path
     targets: tuple[Target, ...]
+    trust: Path | None = None  # an allowed_signers file: every bundle imported here must be signed by a key it lists
     sources: Sources = field(default_factory=Sources)
     policy: Policy = field(default_factory=Policy)
 
@@ -192,6 +193,7 @@ class Spec:
         indexes = _indexes(data.get("index", []), mirror.get("upstream"))
         wheelhouse = _path(root, _str(mirror, "wheelhouse", "mirror", "wheelhouse"), "mirror.wheelhouse")
         lockfiles = _path(root, _str(mirror, "lockfiles", "mirror", "lockfiles"), "mirror.lockfiles")
+        trust = _path(root, _str(mirror, "trust", "mirror", ""), "mirror.trust") if "trust" in mirror else None
 
         raw_targets = data.get("target", [])
         if not isinstance(raw_targets, list) or not all(isinstance(t, dict) for t in raw_targets):
@@ -215,6 +217,7 @@ class Spec:
             wheelhouse=wheelhouse,
             lockfiles=lockfiles,
             targets=targets,
+            trust=trust,
             sources=_sources(_table(data, "sources"), root),
             policy=_policy(_table(data, "policy")),
         )
@@ -229,7 +232,11 @@ class Spec:
                 return str(p)
 
         return {
-            "mirror": {"wheelhouse": rel(self.wheelhouse), "lockfiles": rel(self.lockfiles)},
+            "mirror": {
+                "wheelhouse": rel(self.wheelhouse),
+                "lockfiles": rel(self.lockfiles),
+                **({"trust": rel(self.trust)} if self.trust is not None else {}),
+            },
             "index": [{"name": i.name, "url": i.url, "packages": list(i.packages)} for i in self.indexes],
             "target": [t.to_dict() for t in self.targets],
             "sources": {

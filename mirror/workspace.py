@@ -355,6 +355,7 @@ class Workspace:
             previous=previous,
             client_files=clients,
             tool=tool,
+            sign=options.sign,
             progress=self.progress,
         )
 
@@ -378,8 +379,9 @@ class Workspace:
             ) from None
         return ToolPayload(wheel=selfinstall.tool_wheel(), layout=tool.layout, lock=locked)
 
-    def import_bundle(self, bundle: Path) -> ImportResult:
-        """Verify ``bundle`` completely, then merge it into this workspace and regenerate its index."""
+    def import_bundle(self, bundle: Path, *, trust: Path | None = None) -> ImportResult:
+        """Verify ``bundle`` completely, then merge it into this workspace and regenerate its index. ``trust`` (else
+        mirror.toml's ``trust``): an allowed_signers file the bundle must be signed by."""
         from mirror.bundle.importing import import_bundle
 
         def index(manifest: Manifest) -> tuple[int, int]:
@@ -387,7 +389,13 @@ class Workspace:
             return result.projects, result.files
 
         return import_bundle(
-            bundle, self.layout, spec_is_generated=self.spec_is_generated(), index=index, progress=self.progress
+            bundle,
+            self.layout,
+            spec_is_generated=self.spec_is_generated(),
+            index=index,
+            trust=trust or self.spec.trust,
+            pinned_trust=self.spec.trust,
+            progress=self.progress,
         )
 
     # -- proof, lint and hosting ------------------------------------------------------------------------------

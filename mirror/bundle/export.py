@@ -21,7 +21,7 @@ import hashlib
 import io
 import tarfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -56,6 +56,7 @@ class ExportOptions:
     tool: bool = True  # carry offline-mirror itself
     tool_targets: tuple[Target, ...] = ()  # default: the spec's targets offline-mirror runs on
     jobs: int = 8  # concurrent downloads of the tool's dependencies
+    sign: Path | None = None  # an SSH key: sign bundle.json (mirror.bundle.signing)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -94,6 +95,7 @@ class ExportResult:
     contents: int  # in the mirror once it is imported
     size: int  # of the archive, compressed
     tool: ToolPayload | None
+    signed_with: Path | None = None  # the key that signed it
 
     def render(self) -> list[str]:
         """What was written, and what to do with it."""
@@ -109,6 +111,8 @@ class ExportResult:
             f"wrote {self.path} ({human_size(self.size)}): {kind} bundle {manifest.id},"
             f" {self.members} of {self.contents} members ({human_size(manifest.nbytes)} before compression)"
         )
+        if self.signed_with is not None:
+            lines.append(f"signed with {self.signed_with} (bundle.json.sig; check with mirror bundle verify --trust)")
         lines.append(f"manifest: {self.sidecar}  (next delta: mirror bundle export NEW --since {self.sidecar})")
         if self.tool is not None:
             lines.append("offline host: extract it and run install.sh, then: mirror bundle import BUNDLE --into DIR")
@@ -134,9 +138,15 @@ def export_bundle(
     previous: BundleManifest | None = None,
     client_files: Mapping[str, str] | None = None,
     tool: ToolPayload | None = None,
+    sign: Path | None = None,
+    signer: Callable[[bytes, Path], bytes] | None = None,
     progress: Progress | None = None,
 ) -> ExportResult:
-    """Write the workspace's bundle to ``out`` (a delta on ``previous`` if given) and its manifest beside it."""
+    """Write the workspace's bundle to ``out`` (a delta on ``previous`` if given) and its manifest beside it;
+    with ``sign`` (an SSH key), ``bundle.json.sig`` signs its manifest (``signer`` defaults to
+    :func:`mirror.bundle.signing.sign`)."""
+    from mirror.bundle.signing import sign as ssh_sign
+
     contents = plan(spec, manifest, client_files=client_files, tool=tool)
     members = delta(contents, previous) if previous is not None else contents
     bundle_manifest = build_manifest(
@@ -147,7 +157,8 @@ def export_bundle(
         targets=[t.name for t in manifest.targets],
         tool_targets=[t.name for t in tool.manifest.targets] if tool is not None else [],
     )
-    write_bundle(out, bundle_manifest, members, progress=progress)
+    signature = (signer or ssh_sign)(bundle_manifest.dumps().encode(), sign) if sign is not None else None
+    write_bundle(out, bundle_manifest, members, signature=signature, progress=progress)
     sidecar = out.with_name(out.name + ".manifest.json")
     write_manifest(sidecar, bundle_manifest)
     return ExportResult(
@@ -158,6 +169,7 @@ def export_bundle(
         contents=len(contents),
         size=out.stat().st_size,
         tool=tool,
+        signed_with=sign,
     )
 
 
@@ -301,9 +313,13 @@ def write_bundle(
     manifest: BundleManifest,
     payloads: Sequence[Payload],
     *,
+    signature: bytes | None = None,
     progress: Progress | None = None,
 ) -> None:
-    """Write the archive to a temporary name beside ``out`` and rename it; nothing is left on failure."""
+    """Write the archive to a temporary name beside ``out`` and rename it; nothing is left on failure. A
+    ``signature`` of bundle.json is the second member."""
+    from mirror.bundle.signing import SIGNATURE_MEMBER
+
     progress = progress or NullProgress()
     progress.start(len(payloads), manifest.nbytes)
     mtime = int(time.time())
@@ -316,6 +332,9 @@ def write_bundle(
         ):
             info = _tarinfo(Member(path=MANIFEST_MEMBER, size=len(manifest_bytes), sha256=""), mtime)
             tar.addfile(info, io.BytesIO(manifest_bytes))
+            if signature is not None:
+                info = _tarinfo(Member(path=SIGNATURE_MEMBER, size=len(signature), sha256=""), mtime)
+                tar.addfile(info, io.BytesIO(signature))
             for payload in payloads:
                 _add(tar, payload, mtime, progress)
     except OSError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -63,8 +64,9 @@ class MissingBase(BundleError):
         super().__init__(f"{bundle}: a delta of bundle {base}, which was never imported here; import that bundle first")
 
 
-def offline_spec(spec: Spec, targets: Sequence[Target]) -> str:
-    """The spec as the offline side uses it: its upstream (for the record) and targets, the default layout."""
+def offline_spec(spec: Spec, targets: Sequence[Target], *, trust: Path | None = None) -> str:
+    """The spec as the offline side uses it: its upstream (for the record) and targets, the default layout, and
+    the offline side's own ``trust`` file (every import must then be signed by a key it lists)."""
     lines = [
         f"{SPEC_MARKER} (offline-mirror {selfinstall.version()}): the offline side of a mirror.",
         "# It serves, checks and verifies what bundles bring; locking and fetching happen on the online side.",
@@ -73,6 +75,7 @@ def offline_spec(spec: Spec, targets: Sequence[Target]) -> str:
         f"upstream = {json.dumps(spec.upstream)}",
         'wheelhouse = "wheelhouse"',
         'lockfiles = "lockfiles"',
+        *([f"trust = {json.dumps(str(trust))}"] if trust is not None else []),
     ]
     for target in targets:
         lines += ["", "[[target]]", *(f"{key} = {json.dumps(value)}" for key, value in target.to_dict().items())]
@@ -320,7 +323,7 @@ def zlib_errors() -> tuple[type[Exception], ...]:
     return tuple(errors)
 
 
-def _read_manifest_member(tar: tarfile.TarFile, bundle: Path) -> BundleManifest:
+def _read_manifest_member(tar: tarfile.TarFile, bundle: Path) -> tuple[BundleManifest, bytes]:
     first = tar.next()
     if first is None or first.name != MANIFEST_MEMBER or not first.isreg():
         raise BundleError(f"{bundle}: the first member is not {MANIFEST_MEMBER} (not an offline-mirror bundle)")
@@ -328,11 +331,12 @@ def _read_manifest_member(tar: tarfile.TarFile, bundle: Path) -> BundleManifest:
         raise BundleError(f"{bundle}: {MANIFEST_MEMBER} is {first.size} bytes; more than {MAX_MANIFEST_BYTES}")
     handle = tar.extractfile(first)
     assert handle is not None
+    raw = handle.read()
     try:
-        data = json.loads(handle.read())
+        data = json.loads(raw)
     except ValueError as exc:
         raise BundleError(f"{bundle}: {MANIFEST_MEMBER}: not valid JSON: {exc}") from None
-    return BundleManifest.from_dict(data, f"{bundle}: {MANIFEST_MEMBER}")
+    return BundleManifest.from_dict(data, f"{bundle}: {MANIFEST_MEMBER}"), raw
 
 
 def read_manifest(path: Path) -> BundleManifest:
@@ -346,7 +350,7 @@ def read_manifest(path: Path) -> BundleManifest:
         raise BundleError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if magic.startswith(_GZIP_MAGIC) or magic == _ZSTD_MAGIC:
         with _open_archive(path) as tar:
-            return _read_manifest_member(tar, path)
+            return _read_manifest_member(tar, path)[0]
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -375,14 +379,20 @@ class VerifyResult:
     manifest: BundleManifest
     files: int
     nbytes: int
+    signed: bool = False  # the bundle carries a signature
+    signer: str | None = None  # who signed it, when the signature was checked against a trust file
 
     def render(self, bundle: Path) -> str:
         manifest = self.manifest
         base = f" on {manifest.base}" if manifest.base else ""
+        if self.signer is not None:
+            signature = f"; signed by {self.signer}"
+        else:
+            signature = "; signed (not checked: give --trust ALLOWED_SIGNERS)" if self.signed else "; not signed"
         return (
             f"{bundle}: ok — {manifest.kind} bundle {manifest.id}{base}, {self.files} members"
             f" ({human_size(self.nbytes)}), every sha256 matches; offline-mirror {manifest.tool_version},"
-            f" targets: {', '.join(manifest.targets) or '-'}"
+            f" targets: {', '.join(manifest.targets) or '-'}{signature}"
         )
 
 
@@ -392,20 +402,39 @@ def read_bundle(
     staging: Path | None = None,
     progress: Progress | None = None,
     present: Callable[[Member], bool] | None = None,
+    trust: Callable[[bytes, bytes | None], str] | None = None,
 ) -> VerifyResult:
     """Read every member, checking it is safe and matches ``bundle.json``; write members under ``staging``.
 
     With no ``staging`` nothing is written (``mirror bundle verify``); members for which ``present`` is true (already
-    in place with this sha256) are checked but not staged. Raises on the first problem.
+    in place with this sha256) are checked but not staged. ``trust(bundle.json, signature or None)`` returns the
+    signer or raises: it runs before any other member is read. Raises on the first problem.
     """
+    from mirror.bundle.signing import MAX_SIGNATURE_BYTES, SIGNATURE_MEMBER
+
     progress = progress or NullProgress()
     with _open_archive(bundle) as tar:
-        manifest = _read_manifest_member(tar, bundle)
+        manifest, raw = _read_manifest_member(tar, bundle)
         expected = {m.path: m for m in manifest.members}
         progress.start(len(expected), manifest.nbytes)
         seen: set[str] = set()
         where = staging or Path(tempfile.gettempdir()) / "bundle-verify"
-        while (info := tar.next()) is not None:
+        info = tar.next()
+        signature = None
+        if info is not None and info.name == SIGNATURE_MEMBER:
+            _check_member(info, bundle, where)
+            if info.size > MAX_SIGNATURE_BYTES:
+                raise BundleError(f"{bundle}: {SIGNATURE_MEMBER} is {info.size} bytes; more than {MAX_SIGNATURE_BYTES}")
+            handle = tar.extractfile(info)
+            assert handle is not None
+            signature = handle.read()
+            info = tar.next()
+        try:
+            signer = trust(raw, signature) if trust is not None else None
+        except BundleError as exc:
+            raise type(exc)(f"{bundle}: {exc}") from None
+        first = [info] if info is not None else []
+        for info in itertools.chain(first, iter(tar.next, None)):
             if info.isdir():
                 problem = unsafe_path(info.name.rstrip("/"))
                 if problem:
@@ -431,7 +460,9 @@ def read_bundle(
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             raise BundleError(f"{bundle}: {len(missing)} members listed in {MANIFEST_MEMBER} are missing: {shown}")
-    return VerifyResult(manifest=manifest, files=len(seen), nbytes=manifest.nbytes)
+    return VerifyResult(
+        manifest=manifest, files=len(seen), nbytes=manifest.nbytes, signed=signature is not None, signer=signer
+    )
 
 
 def _copy_verified(

@@ -80,6 +80,7 @@ class ImportPlan:
     lock_texts: Mapping[str, str]  # lockfiles whose text changes
     spec_text: str | None  # the offline spec to write; None: it stays as it is
     notes: tuple[str, ...] = ()
+    signer: str | None = None  # who signed the bundle, checked against the trust file
 
     @property
     def already_imported(self) -> bool:
@@ -100,6 +101,7 @@ class ImportResult:
     indexed_files: int | None
     already_imported: bool
     notes: tuple[str, ...] = field(default_factory=tuple)
+    signer: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -110,9 +112,10 @@ class ImportResult:
         manifest = self.manifest
         if self.already_imported and not self.changed:
             return [f"{bundle}: bundle {manifest.id} is already imported into {into}; nothing changed"]
+        signed = f" signed by {self.signer}" if self.signer is not None else ""
         return [
-            f"imported {manifest.kind} bundle {manifest.id}: {len(self.added)} new, {len(self.replaced)} replaced,"
-            f" {self.unchanged} already here; index: {self.projects} projects, {self.indexed_files} files",
+            f"imported {manifest.kind} bundle {manifest.id}{signed}: {len(self.added)} new, {len(self.replaced)}"
+            f" replaced, {self.unchanged} already here; index: {self.projects} projects, {self.indexed_files} files",
             *(f"note: {note}" for note in self.notes),
             f"serve it: mirror serve --spec {into / 'mirror.toml'}",
         ]
@@ -144,13 +147,19 @@ def import_bundle(
     *,
     spec_is_generated: bool,
     index: Indexer,
+    trust: Path | None = None,
+    pinned_trust: Path | None = None,
     progress: Progress | None = None,
 ) -> ImportResult:
     """Verify ``bundle`` completely in a staging directory, then merge it into the workspace at ``layout``.
 
     ``spec_is_generated``: the workspace's mirror.toml is missing or was written by an import, so the import
-    may rewrite it. ``index(manifest)`` regenerates the index. Nothing changes unless every member verified.
+    may rewrite it. ``index(manifest)`` regenerates the index. ``trust``: an allowed_signers file the bundle must be
+    signed by (checked before any member is read); ``pinned_trust``: the one mirror.toml names, kept when the import
+    rewrites it. Nothing changes unless every member verified.
     """
+    from mirror.bundle.signing import trusted_by
+
     layout.wheelhouse.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".bundle-import-", dir=layout.wheelhouse))
     record = VerifiedRecord(layout.files)
@@ -160,15 +169,25 @@ def import_bundle(
         return relpath != member.path and record.matches(relpath, member.sha256)
 
     try:
-        verified = read_bundle(bundle, staging=staging, progress=progress, present=present)
-        plan = plan_import(bundle, verified.manifest, staging, layout, spec_is_generated=spec_is_generated)
+        check = trusted_by(trust) if trust is not None else None
+        verified = read_bundle(bundle, staging=staging, progress=progress, present=present, trust=check)
+        plan = plan_import(
+            bundle, verified.manifest, staging, layout, spec_is_generated=spec_is_generated, trust=pinned_trust
+        )
+        plan = replace(plan, signer=verified.signer)
         return apply_import(plan, index)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def plan_import(
-    bundle: Path, manifest: BundleManifest, staging: Path, layout: Layout, *, spec_is_generated: bool
+    bundle: Path,
+    manifest: BundleManifest,
+    staging: Path,
+    layout: Layout,
+    *,
+    spec_is_generated: bool,
+    trust: Path | None = None,
 ) -> ImportPlan:
     """Decide every change the staged, verified ``bundle`` makes to the workspace; write nothing."""
     record = ImportedRecord.load(layout.imported_bundles)
@@ -210,7 +229,7 @@ def plan_import(
     spec_text = None
     if staged_spec is not None and spec_is_generated:
         targets = [t.target for t in merged.targets] if merged is not None else list(staged_spec.targets)
-        text = offline_spec(staged_spec, targets)
+        text = offline_spec(staged_spec, targets, trust=trust)
         spec_text = text if _text_differs(layout.spec, text) else None
     notes = []
     if staged_spec is not None and not spec_is_generated:
@@ -238,7 +257,7 @@ def apply_import(plan: ImportPlan, index: Indexer) -> ImportResult:
     if plan.changes_nothing:
         return ImportResult(
             manifest=plan.manifest, added=(), replaced=(), unchanged=plan.unchanged, projects=None,
-            indexed_files=None, already_imported=True,
+            indexed_files=None, already_imported=True, signer=plan.signer,
         )  # fmt: skip
     for source, place in plan.moves:
         place.parent.mkdir(parents=True, exist_ok=True)
@@ -268,6 +287,7 @@ def apply_import(plan: ImportPlan, index: Indexer) -> ImportResult:
         indexed_files=files,
         already_imported=already,
         notes=plan.notes,
+        signer=plan.signer,
     )
 
 
