@@ -16,10 +16,11 @@ from pathlib import Path
 
 import requests
 
+from mirror import cooldown
 from mirror._download import DownloadError, download, fsync_directory
 from mirror._verified import VerifiedRecord, sha256_file
 from mirror.errors import MirrorError
-from mirror.manifest import FileEntry, Manifest, TargetEntry
+from mirror.manifest import MANIFEST, FileEntry, Manifest, TargetEntry
 from mirror.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,22 @@ def files_for(targets: Iterable[TargetEntry], manifest: Manifest) -> dict[str, F
     return {name: manifest.files[name] for entry in targets for name in entry.filenames()}
 
 
+def _check_cooldown(manifest: Manifest, files: Iterable[FileEntry]) -> None:
+    """Every upstream file of a lock with a cooldown was uploaded before its cutoff (the lock is checked again, not
+    trusted: it may have been edited, or made by another version)."""
+    if manifest.exclude_newer is None:
+        return
+    limit = cooldown.uploaded(manifest.exclude_newer)
+    if limit is None:
+        raise FetchError(f"{MANIFEST}: exclude_newer: {manifest.exclude_newer!r} is not an RFC 3339 timestamp")
+    for file in sorted(files, key=lambda f: f.filename):
+        if file.built_from is None and cooldown.too_new(file.upload_time, limit):
+            when = f"was uploaded {file.upload_time}" if file.upload_time else "has no upload time"
+            raise FetchError(
+                f"{file.filename} {when}, after the lock's exclude-newer {manifest.exclude_newer}; run mirror lock"
+            )
+
+
 def fetch(
     manifest: Manifest,
     files_dir: Path,
@@ -82,6 +99,7 @@ def fetch(
     progress = progress or NullProgress()
     chosen = manifest.select(targets)
     wanted = files_for(chosen, manifest)
+    _check_cooldown(manifest, wanted.values())
     record = VerifiedRecord(files_dir)
     present: list[str] = []
     todo: list[FileEntry] = []

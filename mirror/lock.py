@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
@@ -31,7 +32,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from mirror import __version__
+from mirror import __version__, cooldown
 from mirror._download import download_verified
 from mirror._records import fields_dict
 from mirror.buildreqs import BuildRequirements, BuildRequirementsFinder
@@ -62,6 +63,7 @@ class LockOptions:
     upgrade: bool = False
     upgrade_packages: tuple[str, ...] = ()
     jobs: int = 4  # targets locked in parallel
+    now: datetime | None = None  # the moment a relative policy.exclude-newer counts back from (default: now)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -104,14 +106,29 @@ def requires_python_allows(file: DistFile, target: Target) -> bool:
 
 
 def choose_files(
-    files: Iterable[DistFile], *, name: str, version: str, target: Target, policy: Policy
+    files: Iterable[DistFile],
+    *,
+    name: str,
+    version: str,
+    target: Target,
+    policy: Policy,
+    before: datetime | None = None,
 ) -> tuple[DistFile, ...]:
     """The files of ``name==version`` that ``target`` uses: its best wheel and/or the sdist, by policy
-    (``sdists``; ``no-binary`` takes the sdist alone, ``only-binary`` never an sdist)."""
+    (``sdists``; ``no-binary`` takes the sdist alone, ``only-binary`` never an sdist), none uploaded after
+    ``before`` (policy.exclude-newer)."""
     wanted = Version(version)
     candidates = [f for f in files if f.version == wanted]
     if not candidates:
         raise LockError(f"{name} {version} for {target.name}: the upstream lists no files for this version")
+    if before is not None:
+        kept = [f for f in candidates if not cooldown.too_new(f.upload_time, before)]
+        if not kept:
+            raise LockError(
+                f"{name} {version} for {target.name}: every file was uploaded after policy.exclude-newer"
+                f" ({cooldown.stamp(before)}), or says no upload time"
+            )
+        candidates = kept
     live = [f for f in candidates if not f.yanked] or candidates  # an exact pin may use a yanked release
     usable = [f for f in live if requires_python_allows(f, target)]
     source_only, binary_only = policy.source_only(name), policy.binary_only(name)
@@ -195,6 +212,9 @@ class Locker:
         self.session = session
         self.options = options or LockOptions()
         self.progress = progress or NullProgress()
+        raw = spec.policy.exclude_newer
+        self.cutoff = cooldown.cutoff(raw, self.options.now or datetime.now(timezone.utc)) if raw else None
+        self._exclude_newer = cooldown.stamp(self.cutoff) if self.cutoff is not None else None
         self._download_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._build_cache: dict[tuple[str, tuple[str, ...]], list[Pin]] = {}
@@ -223,6 +243,7 @@ class Locker:
         return Manifest(
             upstream=self.spec.upstream,
             indexes={index.name: index.url for index in self.router.routing.indexes},
+            exclude_newer=self._exclude_newer,
             resolver=self.resolver.name,
             created_by=f"offline-mirror {__version__}",
             targets=tuple(entry for entry, _ in locked),
@@ -234,6 +255,7 @@ class Locker:
         inputs = self.inputs.get(target.name) or collect_inputs(self.spec.sources, target, root=self.spec.root)
         if not inputs.requirements and not inputs.projects:
             raise LockError(f"{self.spec.path}: [sources] names nothing to lock")
+        self._check_cooldown(inputs.locked_files)
         self.progress.message(f"{target.name}: resolving")
         excluded = tuple(p.name for p in inputs.projects)
         pins = self._resolve(
@@ -249,6 +271,7 @@ class Locker:
                 exclude=excluded,
                 no_binary=self.spec.policy.no_binary,
                 only_binary=self.spec.policy.only_binary,
+                exclude_newer=self._exclude_newer,
             )
         )
         origins = _origins(inputs)
@@ -313,9 +336,31 @@ class Locker:
         pages = list(self._pages.map(lambda pin: self.router.project(pin.name), pins))
         chosen = []
         for pin, page in zip(pins, pages, strict=True):
-            files = choose_files(page.files, name=pin.name, version=pin.version, target=target, policy=self.spec.policy)
+            files = choose_files(
+                page.files,
+                name=pin.name,
+                version=pin.version,
+                target=target,
+                policy=self.spec.policy,
+                before=self.cutoff,
+            )
             chosen.append(tuple(self._with_hash(f) for f in files))
         return chosen
+
+    def _check_cooldown(self, locked: Iterable[LockedFiles]) -> None:
+        """A team's lock pinning a version uploaded after the cooldown's cutoff is reported, never moved."""
+        if self.cutoff is None:
+            return
+        for package in locked:
+            files = self.router.project(package.name).for_version(Version(package.version))
+            if files and all(cooldown.too_new(f.upload_time, self.cutoff) for f in files):
+                times = sorted(f.upload_time for f in files if f.upload_time)
+                when = f"was uploaded {times[-1]}" if times else "has no upload time"
+                raise LockError(
+                    f"{package.origin}: {package.name} {package.version} {when}, after policy.exclude-newer"
+                    f" ({self._exclude_newer}, {self.spec.policy.exclude_newer!r}); lock it again under the cooldown,"
+                    " or wait"
+                )
 
     def _check_locked_files(self, locked: Iterable[LockedFiles], chosen: Iterable[tuple[DistFile, ...]]) -> None:
         """Every file a team's lock pins must be one the upstream serves, with the same sha256."""
@@ -402,6 +447,7 @@ class Locker:
                 upgrade_packages=self.options.upgrade_packages,
                 no_binary=self.spec.policy.no_binary,
                 only_binary=self.spec.policy.only_binary,
+                exclude_newer=self._exclude_newer,
             )
         )
         with self._guard:

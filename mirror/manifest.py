@@ -155,6 +155,7 @@ class Manifest:
     targets: tuple[TargetEntry, ...]
     files: Mapping[str, FileEntry] = field(default_factory=dict)
     indexes: Mapping[str, str] = field(default_factory=dict)  # name -> URL of every index the lock read
+    exclude_newer: str | None = None  # the cooldown's cutoff (RFC 3339): no file uploaded later is locked
 
     def target(self, name: str) -> TargetEntry:
         for entry in self.targets:
@@ -205,6 +206,7 @@ class Manifest:
             "created_by": self.created_by,
             "upstream": self.upstream,
             **({"indexes": dict(self.indexes)} if self.indexes else {}),
+            **({"exclude_newer": self.exclude_newer} if self.exclude_newer else {}),
             "resolver": self.resolver,
             "targets": {
                 t.name: {
@@ -239,6 +241,7 @@ class Manifest:
                 name: reader.string(url, "indexes", name)
                 for name, url in reader.mapping(data.get("indexes", {}), "indexes").items()
             },
+            exclude_newer=reader.optional_string(data.get("exclude_newer"), "exclude_newer"),
         )
 
 

@@ -55,6 +55,7 @@ class ResolveRequest:
     exclude: tuple[str, ...] = ()  # names never to pin (the workspace's own projects)
     no_binary: tuple[str, ...] = ()  # pip's --no-binary: names or ":all:" (policy.no-binary)
     only_binary: tuple[str, ...] = ()  # pip's --only-binary (policy.only-binary)
+    exclude_newer: str | None = None  # no file uploaded after this RFC 3339 moment (policy.exclude-newer)
 
 
 class Resolver(Protocol):
@@ -134,6 +135,12 @@ def _format_args(request: ResolveRequest) -> list[str]:
     return args
 
 
+def _pip_args(request: ResolveRequest) -> list[str]:
+    """pip-compile's ``--pip-args``: the format options and the cooldown (pip's ``--uploaded-prior-to``)."""
+    args = _format_args(request) + ([f"--uploaded-prior-to={request.exclude_newer}"] if request.exclude_newer else [])
+    return ["--pip-args", " ".join(args)] if args else []
+
+
 class _CompileBackend:
     """What uv and pip-tools share: the temporary input files and reading the output."""
 
@@ -209,6 +216,7 @@ class UvResolver(_CompileBackend):
             "--quiet",
             *_upgrade_args(request),
             *_format_args(request),
+            *(["--exclude-newer", request.exclude_newer] if request.exclude_newer else []),
         ]
 
     def environment(self, request: ResolveRequest) -> dict[str, str]:
@@ -242,7 +250,7 @@ class PipToolsResolver(_CompileBackend):
             request.index_url,
             "--quiet",
             *_upgrade_args(request),
-            *(["--pip-args", " ".join(_format_args(request))] if request.no_binary or request.only_binary else []),
+            *_pip_args(request),
         ]
 
     def environment(self, request: ResolveRequest) -> dict[str, str]:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from mirror import _atomic, _toml
+from mirror import _atomic, _toml, cooldown
 from mirror._records import Fields
 from mirror.errors import InvalidSpec
 from mirror.indexes import FIND_LINKS, INDEX_NAME_RE, PYPI_SIMPLE, Index, Routing, normalize_pattern, redact, same_url
@@ -40,7 +40,7 @@ _LOCK_KEYS = ("path", "groups", "extras")
 LockFormat = Literal["uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock", "pylock.toml"]
 LOCK_FORMATS: tuple[LockFormat, ...] = ("uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock", "pylock.toml")
 _PYLOCK_NAME = re.compile(r"^pylock\.([^.]+)\.toml$")  # PEP 751; packaging.pylock.is_valid_pylock_path
-_POLICY_KEYS = ("sdists", "build-wheels", "no-binary", "only-binary", "compiler")
+_POLICY_KEYS = ("sdists", "build-wheels", "no-binary", "only-binary", "compiler", "exclude-newer")
 Compiler = Literal["host", "zig"]
 COMPILERS: tuple[Compiler, ...] = ("host", "zig")
 ALL = ":all:"
@@ -118,6 +118,7 @@ class Policy:
     no_binary: tuple[str, ...] = ()  # normalized names, or ":all:": pip's --no-binary (built from source)
     only_binary: tuple[str, ...] = ()  # pip's --only-binary (never from an sdist)
     compiler: Compiler = "host"  # "zig": C/C++ for glibc targets compiled with zig cc for the target's glibc floor
+    exclude_newer: str | None = None  # a release cooldown (mirror.cooldown): a moment, a date or "7d"
 
     def source_only(self, project: str) -> bool:
         """Whether ``project`` is installed from its sdist only (a name in one list wins over ``:all:`` in the
@@ -258,6 +259,7 @@ class Spec:
                 "no-binary": list(self.policy.no_binary),
                 "only-binary": list(self.policy.only_binary),
                 "compiler": self.policy.compiler,
+                **({"exclude-newer": self.policy.exclude_newer} if self.policy.exclude_newer else {}),
             },
         }
 
@@ -361,6 +363,7 @@ def starter_spec(
         'no-binary = []           # pip\'s --no-binary: these projects (or ":all:") come as sdists, built on target',
         'only-binary = []         # pip\'s --only-binary: never an sdist for these projects (or ":all:")',
         'compiler = "host"        # "zig": compile wheels here for each glibc target\'s floor (pip install ziglang)',
+        '# exclude-newer = "7d"   # a release cooldown: no file uploaded in the last 7 days (or after a date)',
         "",
     ]
     return "\n".join(lines)
@@ -616,6 +619,9 @@ def _policy(data: Mapping[str, object]) -> Policy:
     both = sorted(set(formats["no-binary"]) & set(formats["only-binary"]))
     if both:
         raise InvalidSpec("policy.only-binary", f"{both[0]!r} is also in policy.no-binary; name it in one of them")
+    exclude_newer = data.get("exclude-newer")
+    if exclude_newer is not None and (not isinstance(exclude_newer, str) or not cooldown.valid(exclude_newer)):
+        raise InvalidSpec("policy.exclude-newer", f"{exclude_newer!r} is not {cooldown.EXPECTED}")
     compiler = data.get("compiler", "host")
     if compiler not in COMPILERS:
         raise InvalidSpec("policy.compiler", f"{compiler!r} is not a compiler; expected one of: {', '.join(COMPILERS)}")
@@ -625,6 +631,7 @@ def _policy(data: Mapping[str, object]) -> Policy:
         no_binary=formats["no-binary"],
         only_binary=formats["only-binary"],
         compiler=compiler,
+        exclude_newer=exclude_newer.strip() if exclude_newer else None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
@@ -105,3 +106,16 @@ def make_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> MakeWorksp
         return write_workspace(directory, upstream, packages, targets=targets, build_wheels=build_wheels, extra=extra)
 
     return make
+
+
+Hash = Callable[[str], str]
+
+
+@pytest.fixture
+def sha256(upstream_catalog: Catalog) -> Hash:
+    """The sha256 of a file of the session upstream, by file name."""
+
+    def digest(filename: str) -> str:
+        return hashlib.sha256((upstream_catalog.files_dir / filename).read_bytes()).hexdigest()
+
+    return digest

@@ -7,7 +7,6 @@ come from Poetry 2.5, PDM 2.29 and Pipenv 2026.10 run against this fixture; PEP 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -18,7 +17,7 @@ import pytest
 from mirror.lock import LockError
 from mirror.sources import InvalidSource
 from mirror.workspace import Workspace
-from tests.fixtures.dists import Catalog
+from tests.conftest import Hash
 from tests.fixtures.env import MakeWorkspace
 
 LINUX, WINDOWS = ("linux/amd64", "3.11"), ("windows/amd64", "3.11")
@@ -32,16 +31,6 @@ NATIVE = (
 WINHELPER = ("om_winhelper-1.0-py3-none-win_amd64.whl",)
 DEP = ("om_dep-1.0-py3-none-any.whl",)
 PROJECT = '[project]\nname = "app"\nversion = "0.1.0"\n\n[build-system]\nrequires = ["om-backend"]\nbuild-backend = "om_backend"\n'
-
-Hash = Callable[[str], str]
-
-
-@pytest.fixture
-def sha256(upstream_catalog: Catalog) -> Hash:
-    def digest(filename: str) -> str:
-        return hashlib.sha256((upstream_catalog.files_dir / filename).read_bytes()).hexdigest()
-
-    return digest
 
 
 def poetry_lock(h: Hash, *, python: str = ">=3.10") -> str:
