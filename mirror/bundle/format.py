@@ -433,25 +433,26 @@ def read_bundle(
             signer = trust(raw, signature) if trust is not None else None
         except BundleError as exc:
             raise type(exc)(f"{bundle}: {exc}") from None
-        first = [info] if info is not None else []
-        for info in itertools.chain(first, iter(tar.next, None)):
-            if info.isdir():
-                problem = unsafe_path(info.name.rstrip("/"))
+        # tar.next() once more after the end would seek backwards in the stream: a delta may have no members at all
+        members = itertools.chain([info], iter(tar.next, None)) if info is not None else iter(())
+        for entry in members:
+            if entry.isdir():
+                problem = unsafe_path(entry.name.rstrip("/"))
                 if problem:
-                    raise UnsafeMember(f"{bundle}: member {info.name!r}: {problem}; refusing the bundle")
+                    raise UnsafeMember(f"{bundle}: member {entry.name!r}: {problem}; refusing the bundle")
                 continue
-            _check_member(info, bundle, where)
-            member = expected.get(info.name)
+            _check_member(entry, bundle, where)
+            member = expected.get(entry.name)
             if member is None:
-                raise BundleError(f"{bundle}: member {info.name!r} is not listed in {MANIFEST_MEMBER}")
-            if info.name in seen:
-                raise BundleError(f"{bundle}: member {info.name!r} appears twice")
-            seen.add(info.name)
-            if info.size != member.size:
+                raise BundleError(f"{bundle}: member {entry.name!r} is not listed in {MANIFEST_MEMBER}")
+            if entry.name in seen:
+                raise BundleError(f"{bundle}: member {entry.name!r} appears twice")
+            seen.add(entry.name)
+            if entry.size != member.size:
                 raise BundleError(
-                    f"{bundle}: member {info.name!r} is {info.size} bytes; {MANIFEST_MEMBER} says {member.size}"
+                    f"{bundle}: member {entry.name!r} is {entry.size} bytes; {MANIFEST_MEMBER} says {member.size}"
                 )
-            source = tar.extractfile(info)
+            source = tar.extractfile(entry)
             assert source is not None
             staged = staging / member.path if staging and not (present and present(member)) else None
             _copy_verified(source, member, staged, bundle, progress)
