@@ -145,7 +145,7 @@ def test_an_unexpected_os_error_is_one_line(cli: Cli, monkeypatch: pytest.Monkey
     def refuse(path: Path) -> None:
         raise PermissionError(13, "Permission denied", "/srv/mirror/mirror.toml")
 
-    monkeypatch.setattr("mirror.cli.load_spec", refuse)
+    monkeypatch.setattr("mirror.cli.pipeline.load_spec", refuse)
     result = cli("targets")
     assert result.exit_code == 1
     assert result.output == "error: /srv/mirror/mirror.toml: Permission denied\n"
