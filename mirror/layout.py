@@ -41,6 +41,7 @@ class Layout:
     simple: Path  # the static index
     home_page: Path  # the page for people, beside simple/
     build_requirements_cache: Path  # what each sdist's build backend asked for, by the sdist's sha256
+    license_cache: Path  # the license each file declares, by its sha256 (mirror.sbom)
     built_wheels: Path  # the record of wheels built here from sdists (mirror.builtwheels)
     compile_report: Path  # what still compiles on each target (mirror.compilereport)
     tool: Path  # offline-mirror's own workspace for bundles: its dependencies locked and fetched (mirror.selfinstall)
@@ -57,6 +58,7 @@ class Layout:
             simple=simple_dir(wheelhouse),
             home_page=wheelhouse / HOME_PAGE,
             build_requirements_cache=wheelhouse / ".cache" / "build-requirements",
+            license_cache=wheelhouse / ".cache" / "licenses.json",
             built_wheels=wheelhouse / "built-wheels.json",
             compile_report=wheelhouse / "compile-report.json",
             tool=wheelhouse / ".tool",

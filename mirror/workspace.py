@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # each stage imports what it runs: `mirror index` starts with
     from mirror.fetch import CheckResult, FetchResult
     from mirror.index import IndexResult
     from mirror.lock import LockOptions, LockResult
+    from mirror.sbom import SbomResult
     from mirror.sources.poetrylock import PoetryRelocation
     from mirror.sources.uvlock import Relocation
     from mirror.verify import Report as VerifyReport
@@ -70,6 +71,7 @@ class FetchOutcome:
     files_dir: Path
     builds: tuple[BuildOutcome, ...] | None  # None: no build was attempted
     compile_report: CompileReport | None  # None: offline (nothing was reported)
+    sbom: SbomResult | None = None  # None: offline (none was written)
 
     def render(self) -> list[str]:
         """Per target: files, size, new, reused; then what was downloaded (or, offline, what is missing) and what
@@ -103,7 +105,7 @@ class FetchOutcome:
                 f"wheels from sdists (sdist x target): {count['built']} built here, {count['reused']} already built;"
                 f" {sum(n for n, _ in left)} left to the targets" + (f" ({why})" if why else "")
             )
-        return lines
+        return lines + (self.sbom.render() if self.sbom is not None else [])
 
     def warnings(self) -> list[str]:
         """Builds that failed for another reason than a missing build requirement, and wheels built here that do not
@@ -276,6 +278,7 @@ class Workspace:
             files_dir=self.layout.files,
             builds=builds,
             compile_report=self.compile_report(options.targets),
+            sbom=self.sbom(options.targets),
         )
 
     def build_wheels(self, targets: Sequence[str] = ()) -> tuple[BuildOutcome, ...]:
@@ -300,6 +303,15 @@ class Workspace:
         write_lock(manifest, self.layout)  # the wheels that were built stay recorded, even when one was not
         raise_if_incomplete(outcomes)
         return tuple(outcomes)
+
+    def sbom(self, targets: Sequence[str] = ()) -> SbomResult:
+        """Write ``lockfiles/<target>.cdx.json``, the CycloneDX SBOM of each target (all by default) whose files are
+        all here; an SBOM that would change only in its timestamp is left as it is."""
+        from mirror.sbom import LicenseCache, write_sboms
+
+        layout = self.layout
+        cache = LicenseCache(layout.license_cache)
+        return write_sboms(self.manifest(), layout.files, layout.lockfiles, cache, targets=targets)
 
     def compile_report(self, targets: Sequence[str] = ()) -> CompileReport:
         """What still builds from an sdist on each target (all, or the named ones), written to
@@ -346,6 +358,7 @@ class Workspace:
         previous = read_manifest(options.since) if options.since is not None else None
         clients = client_files(options.url) if options.url is not None else None
         manifest = self.manifest()
+        self.sbom()  # the SBOM of every target whose files are here: the bundle carries them
         tool = self._tool_payload(options, compression) if options.tool else None
         return export_bundle(
             out,

@@ -3,7 +3,7 @@
 The members of a full bundle::
 
     mirror.toml                      the spec, offline form (targets; no sources, which name online files)
-    lockfiles/...                    mirror.lock.json and the per-target lockfiles
+    lockfiles/...                    mirror.lock.json, the per-target lockfiles and SBOMs (<target>.cdx.json)
     wheelhouse/files/<p>/<file>      every locked, verified file
     client-config/...                pip.conf, uv.toml, ... for --url
     tool/wheels/*.whl, tool/*.txt    offline-mirror and its dependencies per tool target (mirror.selfinstall)
@@ -42,6 +42,7 @@ from mirror.layout import Layout
 from mirror.lock import LockResult
 from mirror.manifest import Manifest
 from mirror.progress import NullProgress, Progress
+from mirror.sbom import sbom_name
 from mirror.spec import Spec
 from mirror.targets import Target
 
@@ -197,6 +198,10 @@ def plan(
         path = layout.lockfiles / name
         data = path.read_bytes() if path.is_file() else text.encode()
         payloads.append(_from_bytes(f"lockfiles/{name}", data))
+    for entry in manifest.targets:  # written by Workspace.export_bundle from the files verified here
+        sbom = layout.lockfiles / sbom_name(entry.name)
+        if sbom.is_file():
+            payloads.append(_from_bytes(f"lockfiles/{sbom.name}", sbom.read_bytes()))
     for file in ready:
         path = files_dir / file.relpath
         member = Member(path=f"wheelhouse/files/{file.relpath}", size=path.stat().st_size, sha256=file.sha256)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -29,6 +30,7 @@ from mirror._records import Fields, fields_dict
 from mirror._units import human_size
 from mirror.errors import MirrorError
 from mirror.progress import NullProgress, Progress
+from mirror.sbom import SbomSummary, is_sbom, summarize
 from mirror.spec import Spec
 from mirror.targets import Target
 
@@ -381,6 +383,7 @@ class VerifyResult:
     nbytes: int
     signed: bool = False  # the bundle carries a signature
     signer: str | None = None  # who signed it, when the signature was checked against a trust file
+    sboms: tuple[SbomSummary, ...] = ()  # what the SBOMs it carries list (lockfiles/<target>.cdx.json)
 
     def render(self, bundle: Path) -> str:
         manifest = self.manifest
@@ -393,7 +396,7 @@ class VerifyResult:
             f"{bundle}: ok — {manifest.kind} bundle {manifest.id}{base}, {self.files} members"
             f" ({human_size(self.nbytes)}), every sha256 matches; offline-mirror {manifest.tool_version},"
             f" targets: {', '.join(manifest.targets) or '-'}{signature}"
-        )
+        ) + "".join(f"\n  {summary.render()}" for summary in self.sboms)
 
 
 def read_bundle(
@@ -418,6 +421,7 @@ def read_bundle(
         expected = {m.path: m for m in manifest.members}
         progress.start(len(expected), manifest.nbytes)
         seen: set[str] = set()
+        sboms: list[SbomSummary] = []
         where = staging or Path(tempfile.gettempdir()) / "bundle-verify"
         info = tar.next()
         signature = None
@@ -455,14 +459,24 @@ def read_bundle(
             source = tar.extractfile(entry)
             assert source is not None
             staged = staging / member.path if staging and not (present and present(member)) else None
-            _copy_verified(source, member, staged, bundle, progress)
+            if is_sbom(member.path):  # small: read whole, summarized once its sha256 matched
+                data = source.read()
+                _copy_verified(io.BytesIO(data), member, staged, bundle, progress)
+                sboms.append(summarize(data, f"{bundle}: {member.path}"))
+            else:
+                _copy_verified(source, member, staged, bundle, progress)
             progress.done(member.path)
         missing = sorted(set(expected) - seen)
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             raise BundleError(f"{bundle}: {len(missing)} members listed in {MANIFEST_MEMBER} are missing: {shown}")
     return VerifyResult(
-        manifest=manifest, files=len(seen), nbytes=manifest.nbytes, signed=signature is not None, signer=signer
+        manifest=manifest,
+        files=len(seen),
+        nbytes=manifest.nbytes,
+        signed=signature is not None,
+        signer=signer,
+        sboms=tuple(sboms),
     )
 
 

@@ -25,6 +25,7 @@ from mirror.errors import InvalidSpec
 from mirror.layout import Layout
 from mirror.manifest import MANIFEST, InvalidManifest, Manifest, load_manifest
 from mirror.progress import Progress
+from mirror.sbom import is_sbom
 from mirror.spec import Spec, parse_spec
 
 FILES_MEMBER = "wheelhouse/files/"
@@ -206,8 +207,8 @@ def plan_import(
     unchanged = 0
     moves: list[tuple[Path, Path]] = []
     for member in manifest.members:
-        if member.path == "mirror.toml" or member.path.startswith("lockfiles/"):
-            continue  # written from the merged lock and spec
+        if member.path == "mirror.toml" or (member.path.startswith("lockfiles/") and not is_sbom(member.path)):
+            continue  # written from the merged lock and spec; a target's SBOM is taken as the online side wrote it
         place = destination(layout, member.path)
         current = _current_sha256(member, place, verified)
         relpath = member.path.removeprefix(FILES_MEMBER)

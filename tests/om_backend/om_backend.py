@@ -96,8 +96,10 @@ def core_metadata(
     requires_python: str | None = None,
     summary: str | None = None,
     metadata_version: str = "2.1",
+    headers: Iterable[str] = (),
 ) -> str:
-    """Core metadata (METADATA / PKG-INFO) text, in the field order of the specification."""
+    """Core metadata (METADATA / PKG-INFO) text, in the field order of the specification; ``headers`` are more
+    ``Field: value`` lines (License-Expression, Classifier, ...), after Requires-Dist."""
     lines = [
         f"Metadata-Version: {metadata_version}",
         f"Name: {name}",
@@ -108,6 +110,7 @@ def core_metadata(
     if requires_python:
         lines.append(f"Requires-Python: {requires_python}")
     lines.extend(f"Requires-Dist: {r}" for r in requires_dist)
+    lines.extend(headers)
     return "\n".join(lines) + "\n\n"
 
 
