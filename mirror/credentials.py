@@ -63,23 +63,26 @@ def _host_key(url: str) -> tuple[str, str, int | None]:
 
 def from_environment(index: Index, environ: Mapping[str, str]) -> Credentials | None:
     """``MIRROR_INDEX_<NAME>_USERNAME`` / ``_PASSWORD`` / ``_TOKEN``; half a pair is a :class:`CredentialsError`."""
-    prefix = index.env_prefix
+    return from_prefix(index.env_prefix, index.describe(), environ)
+
+
+def from_prefix(prefix: str, what: str, environ: Mapping[str, str]) -> Credentials | None:
+    """``<prefix>_USERNAME`` / ``_PASSWORD`` / ``_TOKEN`` (a token goes as the password, with the username given or
+    ``__token__``); half a pair is a :class:`CredentialsError` naming ``what`` they are for."""
     username = environ.get(f"{prefix}_USERNAME")
     password = environ.get(f"{prefix}_PASSWORD")
     token = environ.get(f"{prefix}_TOKEN")
     if token and password:
-        raise CredentialsError(f"{index.describe()}: set {prefix}_PASSWORD or {prefix}_TOKEN, not both")
+        raise CredentialsError(f"{what}: set {prefix}_PASSWORD or {prefix}_TOKEN, not both")
     source = f"{prefix}_*"
     if token:
         return Credentials(username=username or TOKEN_USERNAME, password=token, source=source)
     if password and not username:
-        raise CredentialsError(f"{index.describe()}: {prefix}_PASSWORD is set but {prefix}_USERNAME is not")
+        raise CredentialsError(f"{what}: {prefix}_PASSWORD is set but {prefix}_USERNAME is not")
     if password and username:
         return Credentials(username=username, password=password, source=source)
     if username:
-        raise CredentialsError(
-            f"{index.describe()}: {prefix}_USERNAME is set but neither {prefix}_PASSWORD nor {prefix}_TOKEN is"
-        )
+        raise CredentialsError(f"{what}: {prefix}_USERNAME is set but neither {prefix}_PASSWORD nor {prefix}_TOKEN is")
     return None
 
 
@@ -180,3 +183,29 @@ def index_auth(
         if creds is not None:
             found.append((index, creds))
     return IndexAuth(found)
+
+
+UPLOAD_PREFIX = "MIRROR_UPLOAD"
+
+
+def upload_credentials(
+    url: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    keyring: KeyringLookup | None = keyring_lookup,
+) -> Credentials | None:
+    """The credentials for uploading to the repository at ``url``: ``MIRROR_UPLOAD_USERNAME`` / ``_PASSWORD`` (or
+    ``_TOKEN``), then twine's ``TWINE_USERNAME`` / ``TWINE_PASSWORD``, then netrc by host, then keyring (as twine
+    asks it: the repository URL and the username, if one was given)."""
+    environ = os.environ if environ is None else environ
+    repository = Index(name="upload", url=url.rstrip("/"))
+    what = f"repository {repository.url}"
+    found = from_prefix(UPLOAD_PREFIX, what, environ)
+    if found is None and (environ.get("TWINE_PASSWORD") or not environ.get("TWINE_USERNAME")):
+        found = from_prefix("TWINE", what, environ)  # TWINE_USERNAME alone: twine asks keyring for its password
+    found = found or from_netrc(repository, netrc_path(environ))
+    if found is None and keyring is not None:
+        pair = keyring(url, environ.get(f"{UPLOAD_PREFIX}_USERNAME") or environ.get("TWINE_USERNAME"))
+        if pair is not None:
+            found = Credentials(username=pair[0], password=pair[1], source="keyring")
+    return found

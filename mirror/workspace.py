@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # each stage imports what it runs: `mirror index` starts with
     from mirror.sbom import SbomResult
     from mirror.sources.poetrylock import PoetryRelocation
     from mirror.sources.uvlock import Relocation
+    from mirror.upload import UploadResult
     from mirror.verify import Report as VerifyReport
 
 CompileReport = dict[str, list[dict[str, object]]]  # target name -> what still builds from an sdist there
@@ -463,6 +464,27 @@ class Workspace:
         return PublishOutcome(
             result=result, lockfiles=tuple(self.layout.lockfiles / f"{t.name}.txt" for t in manifest.targets)
         )
+
+    def publish_upload(
+        self,
+        url: str,
+        *,
+        simple_url: str | None = None,
+        targets: Sequence[str] = (),
+        jobs: int = 4,
+        environ: Mapping[str, str] | None = None,
+    ) -> UploadResult:
+        """Upload every verified file (of ``targets``) that the repository at ``url`` does not serve yet, through
+        the upload API twine speaks (Nexus, Artifactory, GitLab, pypiserver, devpi); credentials from
+        ``environ`` (default: this process's), netrc or keyring."""
+        from mirror.credentials import upload_credentials
+        from mirror.upload import Repository, publish
+
+        manifest = self.manifest()
+        names = [t.name for t in manifest.select(targets)]  # an unknown target name: one line, before any request
+        credentials = upload_credentials(url, environ=environ)
+        repository = Repository(url, self.session(), simple_url=simple_url, credentials=credentials)
+        return publish(manifest, self.layout.files, repository, targets=names, jobs=jobs, progress=self.progress)
 
     def relocate_poetry_lock(self, project: Path, *, url: str) -> PoetryRelocation:
         """Point the Poetry project in ``project`` at the mirror served at ``url`` (a primary source, every registry

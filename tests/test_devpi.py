@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from mirror.devpi import (
+    DevpiClient,
     DevpiError,
     DevpiServer,
     IndexName,
@@ -36,6 +37,7 @@ from mirror.devpi import (
 )
 from mirror.manifest import FileEntry, Manifest, load_manifest
 from mirror.targets import host_target
+from mirror.workspace import Workspace
 from tests.fixtures.env import Cli, isolated_env, pip_command, synced_workspace
 from tests.fixtures.server import Upstream, free_port
 
@@ -234,6 +236,22 @@ def test_publish_to_a_server_that_is_not_devpi(synced: Path, manifest: Manifest,
         publish(manifest, synced / "wheelhouse" / "files", url=upstream.url, index=IndexName.parse("a/b"),
                 session=requests.Session())
     assert str(info.value) == f"devpi {upstream.url}: not a devpi-server (GET /+api answered 406 Not Acceptable)"
+
+
+def test_publish_upload_into_devpi_the_way_twine_does(devpi: Devpi, synced: Path, manifest: Manifest) -> None:
+    """``mirror publish upload`` (the twine protocol, HTTP Basic credentials) into a devpi stage index."""
+    client = DevpiClient(devpi.url, requests.Session())
+    client.login("alice", "secret")
+    client.create_index(IndexName.parse("alice/uploaded"))
+    workspace = Workspace.open(synced / "mirror.toml")
+    environ = {"MIRROR_UPLOAD_USERNAME": "alice", "MIRROR_UPLOAD_PASSWORD": "secret"}
+    result = workspace.publish_upload(f"{devpi.url}/alice/uploaded", environ=environ)
+    assert result.ok and result.simple_url == f"{devpi.url}/alice/uploaded/+simple/"
+    assert len(result.named("uploaded")) == len(manifest.files)
+    projects = {f.project for f in manifest.files.values()}
+    assert index_files(devpi, "alice/uploaded", projects) == {name: f.sha256 for name, f in manifest.files.items()}
+    again = workspace.publish_upload(f"{devpi.url}/alice/uploaded/", environ=environ)
+    assert (len(again.named("uploaded")), len(again.named("present"))) == (0, len(manifest.files))
 
 
 # -- stopping devpi-serve (last: it ends the module's server) ------------------------------------------------

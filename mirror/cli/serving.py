@@ -110,6 +110,29 @@ def publish_devpi(spec_path: Path, url: str, index_name: str, user: str | None, 
     click.echo(f"index: {outcome.result.simple_url}")
 
 
+@publish.command("upload")
+@spec_option
+@click.option("--repository-url", "url", required=True, metavar="URL", help="Where twine would upload to.")
+@click.option("--simple-url", default=None, metavar="URL", help="Its simple index [default: URL/simple/ or +simple/].")
+@click.option("-t", "--target", "targets", multiple=True, metavar="NAME", help="Only this target's files (repeatable).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=4, show_default=True, help="Uploads in parallel.")
+def publish_upload(spec_path: Path, url: str, simple_url: str | None, targets: tuple[str, ...], jobs: int) -> None:
+    """Upload the wheelhouse into a repository the intranet already runs (Nexus, Artifactory, GitLab, pypiserver,
+    devpi), through the upload API twine speaks.
+
+    Files the repository serves with the same sha256 are not uploaded again; the same name with other bytes is an
+    error. Credentials: MIRROR_UPLOAD_USERNAME and MIRROR_UPLOAD_PASSWORD (or _TOKEN), TWINE_USERNAME and
+    TWINE_PASSWORD, ~/.netrc or keyring; never printed or written.
+    """
+    with Reporter("quiet", "uploading") as progress:
+        result = open_workspace(spec_path, progress).publish_upload(
+            url, simple_url=simple_url, targets=targets, jobs=jobs
+        )
+    echo_lines(result.render())
+    if not result.ok:
+        raise SystemExit(1)
+
+
 def _stop_on_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
