@@ -101,7 +101,7 @@ def test_init_refuses_to_overwrite(cli: Cli, tmp_path: Path) -> None:
             ["-t", "linux/amd65:3.11"],
             "error: --target: 'linux/amd65:3.11': 'linux/amd65' is not a known platform; known: ",
         ),
-        (["-t", "linux/arm64:2.7"], "error: --target: 'linux/arm64:2.7': '2.7' is not a Python version"),
+        (["-t", "linux/arm64:2.7"], "error: --target: 'linux/arm64:2.7': '2.7' is not supported; expected 3.6 or newer"),
         (["-p", "requests>=>2"], "error: "),
         (["--upstream", "pypi.org"], "error: mirror.upstream: 'pypi.org' is not an index URL"),
     ],
