@@ -63,6 +63,18 @@ def newest_for(wheels: list[Path], python: str) -> str:
     return fitting[0].name.split("-")[1]
 
 
+@pytest.mark.parametrize("minor", [6, 7])
+def test_the_inspection_script_runs_on_old_cpythons(minor: int) -> None:
+    """mirror.interpreters' script must stay valid Python 3.6: an installed pyenv 3.6/3.7 is found and described."""
+    pythons = sorted(Path.home().glob(f".pyenv/versions/3.{minor}.*/bin/python3"))
+    if not pythons:
+        pytest.skip(f"no pyenv CPython 3.{minor} here")
+    found = {i.path: i for i in discover()}
+    interpreter = found[pythons[-1].resolve()]
+    assert interpreter.version[:2] == (3, minor)
+    assert (interpreter.implementation, interpreter.platform) == ("cpython", "linux/amd64")
+
+
 @pytest.fixture(scope="module")
 def interpreters() -> dict[str, Interpreter]:
     found = discover()
@@ -258,3 +270,35 @@ def test_pip_9_0_3_of_centos_7_installs_from_the_mirror(
     assert done.stdout.startswith("pip 9.0.3 ")
     assert "Successfully installed om-cext-1.0 om-docopt-0.6.2 om.dotted\n" in done.stdout  # (see pip 18.1's test)
     assert done.stdout.rstrip().endswith("om.dotted")
+
+
+@pytest.mark.network
+def test_real_pypi_lock_for_centos_7_and_debian_10(tmp_path: Path) -> None:
+    """uv resolves for CPython 3.6 and 3.7 (``--python-version 3.6``): the last pip, setuptools and wheel for each,
+    and zope.interface's cp36m wheel (the ``m`` ABI)."""
+    (tmp_path / "mirror.toml").write_text(
+        '[[target]]\nplatform = "manylinux_2_17_x86_64"\npython = "3.6"\n\n'
+        '[[target]]\nplatform = "linux/amd64"\npython = "3.7"\n\n'
+        '[sources]\npackages = ["pip", "zope.interface", "docopt==0.6.2"]\n'
+    )
+    manifest = Workspace.open(tmp_path / "mirror.toml").lock().manifest
+    entries = {entry.name: entry for entry in manifest.targets}
+
+    def pinned(target: str, name: str, role: str = "runtime") -> str:
+        (package,) = [p for p in entries[target].packages if p.name == name and p.role == role]
+        return package.version
+
+    assert pinned("linux-amd64-cp36", "pip") == "21.3.1"  # pip 22.0 dropped 3.6
+    assert pinned("linux-amd64-cp37", "pip") == "24.0"  # pip 24.1 dropped 3.7
+    assert pinned("linux-amd64-cp36", "setuptools") == "59.6.0"  # zope.interface needs it at run time
+    assert pinned("linux-amd64-cp36", "setuptools", "build") == "59.6.0"  # docopt's build closure, for 3.6
+    assert pinned("linux-amd64-cp36", "wheel", "build") == "0.37.1"
+    zope = {e: next(p for p in entries[e].packages if p.name == "zope-interface") for e in entries}
+    assert zope["linux-amd64-cp36"].version == "5.5.2"  # 6.0 dropped 3.6
+    assert zope["linux-amd64-cp36"].files == (
+        "zope.interface-5.5.2-cp36-cp36m-manylinux_2_5_x86_64.manylinux1_x86_64.manylinux_2_12_x86_64"
+        ".manylinux2010_x86_64.whl",
+    )
+    # 6.4.post2, the last for 3.7, has a cp37m wheel for macOS only: the Linux target builds it from the sdist
+    assert zope["linux-amd64-cp37"].version == "6.4.post2"
+    assert zope["linux-amd64-cp37"].files == ("zope.interface-6.4.post2.tar.gz",)
