@@ -11,7 +11,9 @@ configuration files are hidden behind empty bind mounts, and :func:`verify` runs
   directory. Every client runs with a temporary ``HOME``/``XDG_*``, ``PIP_CONFIG_FILE``/``UV_CONFIG_FILE`` naming
   those files, and no ``PIP_*``/``UV_*``/proxy/``PYTHONPATH``/``VIRTUAL_ENV`` variable of this host;
 * for every target this host can run (:func:`mirror.interpreters.interpreter_for`): ``pip install
-  --require-hashes -r lockfiles/<target>.txt`` in a fresh ``python -m venv`` (its bundled pip, not upgraded);
+  --require-hashes -r lockfiles/<target>.txt`` in a fresh ``python -m venv`` (its bundled pip, not upgraded —
+  unless it is older than 20.3 and the lock pins pip: then it installs the locked pip from the mirror first, as a
+  legacy host is told to; the commands adapt to the pip version, see :func:`sdist_build_command`);
   ``uv pip install -r`` in a fresh ``uv venv``; an import of every top-level module of every locked distribution
   installed (``top_level.txt``, else ``RECORD``); ``pip wheel --no-deps`` of every sdist the target locks (an
   isolated build whose requirements come from the mirror); ``pip install DIR`` of every ``--project``; and for
@@ -696,22 +698,21 @@ def _dynamic_steps(run: _TargetRun) -> list[Step]:
 
     progress.message(f"{name}: pip install --require-hashes -r {lock.name} ({run.interpreter.describe()})")
     made = run.venv(pip_venv)
+    install = [str(pip_python), "-m", "pip", "install", "--disable-pip-version-check", "--require-hashes", "-r"]
+    bundled, upgrade = venv_pip_version(pip_python), pip_upgrade(run.plan.manifest, entry)
+    how = "with the venv's bundled pip"
+    if made.returncode == 0 and upgrade is not None and bundled is not None and bundled < PEP600_PIP:
+        # as docs/deploy.md tells legacy hosts: the locked pip from the mirror first, then the lock
+        progress.message(f"{name}: pip {bundled[0]}.{bundled[1]} upgrades itself to the locked {upgrade[0]} first")
+        requirement = work / f"{name}-pip.txt"
+        requirement.write_text(upgrade[1], encoding="utf-8")
+        made = run.run([*install, str(requirement)])
+        how = f"after the venv's pip {bundled[0]}.{bundled[1]} upgraded itself to the locked pip {upgrade[0]}"
     if made.returncode != 0:
         steps.append(run.step("pip install", made, ""))
     else:
-        done = run.run(
-            [
-                str(pip_python),
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--require-hashes",
-                "-r",
-                str(lock),
-            ]
-        )
-        steps.append(run.step("pip install", done, f"installed {lock.name} with the venv's bundled pip"))
+        done = run.run([*install, str(lock)])
+        steps.append(run.step("pip install", done, f"installed {lock.name} {how}"))
 
     progress.message(f"{name}: uv pip install -r {lock.name}")
     made = run.run([uv, "venv", "--no-project", "--python", str(run.interpreter.path), str(uv_venv)])
@@ -883,6 +884,9 @@ def inner_argv(
 #: pip 19.0 added PEP 517 builds and ``--use-pep517``; an older pip (18.1 in a ``python3.6 -m venv``, 9.0.3 on
 #: CentOS 7) rejects the option, and its ``pip wheel`` needs the ``wheel`` package in the venv.
 PEP517_PIP = (19, 0)
+#: pip 20.3 reads PEP 600 ``manylinux_2_N`` tags (19.3 ``manylinux2014``, 19.0 ``manylinux2010``): an older pip
+#: passes over many wheels a lock chooses, so verify lets it upgrade itself to the locked pip first, as deploys do.
+PEP600_PIP = (20, 3)
 #: From pip 23.1 a setup.py-only sdist gets an isolated build without being asked.
 ISOLATED_BY_DEFAULT_PIP = (23, 1)
 
@@ -895,6 +899,15 @@ def venv_pip_version(python: Path) -> tuple[int, int] | None:
             return int(major), int(minor)
         except ValueError:
             continue
+    return None
+
+
+def pip_upgrade(manifest: Manifest, entry: TargetEntry) -> tuple[str, str] | None:
+    """The pip a target's lock pins: its version and a ``--require-hashes`` requirements line, or ``None``."""
+    for package in entry.runtime():
+        if package.name == "pip":
+            hashes = " ".join(f"--hash=sha256:{manifest.files[f].sha256}" for f in package.files if f in manifest.files)
+            return package.version, f"pip=={package.version} {hashes}\n"
     return None
 
 

@@ -199,13 +199,22 @@ def test_pip_18_upgrades_itself_from_the_mirror_then_installs_the_set(
 
 @needs_namespace
 @pytest.mark.parametrize(
-    ("packages", "cp36_builds"),
+    ("packages", "cp36_install", "cp36_builds"),
     [
-        # the lock holds pip 19.2.3: `pip install -r` upgrades the venv's pip, which then builds with PEP 517
-        (PACKAGES, "2 sdists built"),
+        # the lock holds pip 19.2.3: pip 18.1 (< 20.3, no manylinux_2_N) upgrades itself first, as deploys do, and
+        # then builds with PEP 517
+        (
+            PACKAGES,
+            "installed linux-amd64-cp36.txt after the venv's pip 18.1 upgraded itself to the locked pip 19.2.3",
+            "2 sdists built",
+        ),
         # pip 18.1 throughout: no PEP 517 builds, no --use-pep517, `pip wheel` needs `wheel` in the venv; it proves
         # the sdists by installing them, as it does on the target
-        (PACKAGES[1:], "2 sdists built and installed with pip 18.1"),
+        (
+            PACKAGES[1:],
+            "installed linux-amd64-cp36.txt with the venv's bundled pip",
+            "2 sdists built and installed with pip 18.1",
+        ),
     ],
     ids=["pip-locked", "bundled-pip-only"],
 )
@@ -214,10 +223,15 @@ def test_verify_installs_the_legacy_locks_with_each_venvs_own_pip(
     interpreters: dict[str, Interpreter],
     tmp_path: Path,
     packages: list[str],
+    cp36_install: str,
     cp36_builds: str,
 ) -> None:
     ok, data = verify_report(synced(legacy_upstream, tmp_path / "workspace", packages))
     assert ok, json.dumps(data, indent=1)[-5000:]
+    assert step(data, "pip install", CENTOS7.name)["summary"] == cp36_install
+    if DEBIAN10.name in interpreters:  # pip 22.0.4 reads every manylinux tag: no upgrade first
+        summary = step(data, "pip install", DEBIAN10.name)["summary"]
+        assert summary == "installed linux-amd64-cp37.txt with the venv's bundled pip"
     for target in [t for t in (CENTOS7, DEBIAN10) if t.name in interpreters]:
         for name in ("pip install", "uv pip install", "imports", "sdist builds"):
             assert step(data, name, target.name)["ok"] is True, name
