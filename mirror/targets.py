@@ -409,6 +409,7 @@ class Target:
             "platform": self.platform,
             "python": self.python,
             "implementation": self.implementation,
+            "abi": self.abi,
             **{k: v for k, v in self.to_dict().items() if k in ("glibc", "musl", "macos")},
             "uv_python_platform": self.uv_python_platform,
             "uv_environment": self.uv_environment(),

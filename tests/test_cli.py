@@ -34,6 +34,7 @@ def test_init_then_targets_json(cli: Cli, tmp_path: Path) -> None:
         "platform": "linux/arm64",
         "python": "3.12",
         "implementation": "cp",
+        "abi": "cp312",
         "glibc": "2.28",
         "uv_python_platform": "aarch64-manylinux_2_28",
         "uv_environment": {},

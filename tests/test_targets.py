@@ -340,6 +340,7 @@ def test_default_names(target: Target, name: str) -> None:
 def test_abi_has_the_pymalloc_flag_before_38(python: str, abi: str) -> None:
     target = Target.create("linux/amd64", python)
     assert target.abi == abi
+    assert target.report(tag_limit=1)["abi"] == abi  # mirror targets --json
     assert str(target.tags()[0]) == f"cp3{python[2:]}-{abi}-linux_x86_64"
 
 
