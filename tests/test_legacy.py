@@ -10,8 +10,8 @@ here from the sdists with the local CPython 3.6 and 3.7 (pyenv), then:
   trusted-host rule applies), the pip 18.1 of ``python3.6 -m venv`` with the pip.conf ``mirror config`` writes
   upgrades itself from the mirror and installs the set; the same pip trusted only as ``mirror.test:3141`` ignores
   the index, which is why the bare host is written too;
-* ``mirror verify`` installs both locks with each venv's own pip (18.1 and 22.0.4) and uv, imports every module and
-  builds every sdist;
+* ``mirror verify`` installs both locks with each venv's own pip (18.1 — upgrading itself to the locked pip first
+  when the lock has one — and 22.0.4) and uv, imports every module and builds every sdist;
 * (network) pip 9.0.3, CentOS 7's, installed into a 3.6 venv from PyPI, installs the set from the mirror.
 """
 
