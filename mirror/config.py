@@ -13,7 +13,8 @@ Facts this module relies on, checked against the tools:
 
 * pip: ``build-constraint`` (``--build-constraint``, ``PIP_BUILD_CONSTRAINT``) constrains isolated build environments
   since pip 25.3 (pip changelog 25.3); an environment variable overrides the same key of any config file. pip ignores
-  a plain-http index on a host other than loopback unless it is a ``trusted-host``. pip reads config files with
+  a plain-http index on a host other than loopback unless it is a ``trusted-host``; pip before 19.3 matches
+  a trusted host only without its port (pypa/pip#6886), so the bare host is written too. pip reads config files with
   ``RawConfigParser`` (no ``%`` interpolation). Config files: ``$XDG_CONFIG_DIRS/pip/pip.conf`` then
   ``/etc/pip.conf`` (site-wide, the later wins), ``$XDG_CONFIG_HOME/pip/pip.conf`` (user), ``$VIRTUAL_ENV/pip.conf``.
 * uv (docs.astral.sh/uv, settings reference and configuration files): top-level ``python-downloads = "never"``,
@@ -378,6 +379,28 @@ class ClientConfig:
         return parts.netloc.rpartition("@")[2]
 
     @property
+    def trusted_hostname(self) -> str | None:
+        """The trusted host without its port (an IPv6 address without brackets): the form every pip matches.
+
+        pip before 19.3 (9.0.3 on CentOS 7, 9.0.1 on Ubuntu 18.04 and Debian 10, 18.1 in a ``python3.6 -m venv``)
+        compares a trusted host with the index URL's host alone, so ``mirror:3141`` never matches and the index
+        is ignored ("is not a trusted or secure host and is being ignored"; pypa/pip#6886, fixed in 19.3). From
+        19.3 on, a host given without a port is trusted on every port, and ``fd00::2`` is read as ``[fd00::2]``.
+        """
+        if self.trusted_host is None:
+            return None
+        return urlsplit(self.index_url).hostname
+
+    @property
+    def pip_trusted_hosts(self) -> tuple[str, ...]:
+        """pip.conf's ``trusted-host`` values: ``host:port`` (what pip >= 19.3 matches exactly) and, when the URL has
+        a port, the bare host for older pips (:attr:`trusted_hostname`). pip splits a multi-value option's config
+        value on whitespace, newlines included (``ConfigOptionParser._update_defaults``, since pip 8)."""
+        if self.trusted_host is None or self.trusted_hostname is None:
+            return ()
+        return tuple(dict.fromkeys((self.trusted_host, self.trusted_hostname)))
+
+    @property
     def uv_insecure_host(self) -> str | None:
         """The trusted host as uv's ``allow-insecure-host`` takes it: uv rejects IPv6 literals there (uv 0.13.9:
         "invalid port for `--trusted-host`") and needs none for plain http, so an IPv6 host gets no entry."""
@@ -436,9 +459,13 @@ def render_pip_conf(config: ClientConfig, *, build_constraint: str | None = None
         "[global]",
         f"index-url = {config.index_url}",
     ]
-    if config.trusted_host:
+    if config.pip_trusted_hosts:
         lines.append("# plain http off loopback: pip ignores the index unless its host is trusted")
-        lines.append(f"trusted-host = {config.trusted_host}")
+        first, *rest = config.pip_trusted_hosts
+        if rest:
+            lines.append("# pip < 19.3 (CentOS 7, Ubuntu 18.04, Debian 10) matches only the host without its port")
+        lines.append(f"trusted-host = {first}")
+        lines += [f"    {host}" for host in rest]
     if config.cert:
         lines.append(f"cert = {config.cert}")
     if config.build_lock is not None and build_constraint is not None:
@@ -491,8 +518,10 @@ def render_pydistutils_cfg(config: ClientConfig) -> str:
 
 def _environment(config: ClientConfig, *, build_constraint: str | None = None) -> list[tuple[str, str]]:
     env = [("PIP_INDEX_URL", config.index_url)]
-    if config.trusted_host:
-        env.append(("PIP_TRUSTED_HOST", config.trusted_host))
+    if config.trusted_hostname:
+        # the bare host: every pip matches it (pip < 19.3 ignores host:port), and one word needs no quoting in
+        # mirror.env, which docker --env-file, systemd and sh all read
+        env.append(("PIP_TRUSTED_HOST", config.trusted_hostname))
     if config.cert:
         env.append(("PIP_CERT", config.cert))
     if config.build_lock is not None and build_constraint is not None:

@@ -40,7 +40,11 @@ DEFAULT_MACOS = (13, 0)
 OLDEST_GLIBC = (2, 17)
 #: glibc minors that uv accepts as ``<arch>-manylinux_2_<minor>`` (``uv pip compile --help``).
 UV_GLIBC_MINORS = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
-OLDEST_PYTHON = (3, 8)
+#: The oldest CPython a target can run: 3.6 (CentOS 7, Ubuntu 18.04) and 3.7 (Debian 10) still run closed networks.
+OLDEST_PYTHON = (3, 6)
+#: CPython before 3.8 builds its extensions for the ``m`` (pymalloc) ABI: ``cp36-cp36m``, ``cp37-cp37m`` (PEP 3149;
+#: 3.8 dropped the flag). ``packaging.tags.cpython_tags`` derives it only for the running interpreter.
+PYMALLOC_ABI_BEFORE = (3, 8)
 
 _WINDOWS_TAGS = {"win_amd64": "windows/amd64", "win_arm64": "windows/arm64", "win32": "windows/386"}
 _LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
@@ -84,6 +88,7 @@ _OS_MARKERS: dict[str, dict[str, str]] = {
 _TARGET_KEYS = ("platform", "python", "implementation", "glibc", "musl", "macos", "name")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _PYTHON_RE = re.compile(r"^(?:cp)?(\d)\.?(\d{1,2})(?:\.(\d{1,3}))?$")
+_UNSUPPORTED = f"is not supported; expected {OLDEST_PYTHON[0]}.{OLDEST_PYTHON[1]} or newer"
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)$")
 
 
@@ -195,13 +200,11 @@ class Target:
                 f"{where}.implementation", f"{implementation!r} is not supported; expected 'cp' (CPython)"
             )
         m = _PYTHON_RE.fullmatch(raw_python)
+        if m and (int(m[1]), int(m[2])) < OLDEST_PYTHON:  # Python 2.7, 3.5, …: one clear line, not "not a version"
+            raise InvalidTarget(f"{where}.python", f"{raw_python!r} {_UNSUPPORTED}")
         if not m or int(m[1]) != 3:
             raise InvalidTarget(f"{where}.python", f"{raw_python!r} is not a Python version; expected e.g. '3.11'")
         minor = int(m[2])
-        if (3, minor) < OLDEST_PYTHON:
-            raise InvalidTarget(
-                f"{where}.python", f"{raw_python!r} is too old; expected {_format_version(OLDEST_PYTHON)} or newer"
-            )
         python = f"3.{minor}" + (f".{int(m[3])}" if m[3] is not None else "")
 
         explicit = None
@@ -291,6 +294,11 @@ class Target:
         """The interpreter tag, e.g. ``cp311``."""
         major, minor = self.python_version
         return f"{self.implementation}{major}{minor}"
+
+    @property
+    def abi(self) -> str:
+        """The ABI tag of the target's extension modules: ``cp311``, or ``cp36m``/``cp37m`` before 3.8."""
+        return self.interpreter + ("m" if self.python_version < PYMALLOC_ABI_BEFORE else "")
 
     def describe(self) -> str:
         """A short human description: ``linux/amd64 (glibc 2.28) CPython 3.11``."""
@@ -401,6 +409,7 @@ class Target:
             "platform": self.platform,
             "python": self.python,
             "implementation": self.implementation,
+            "abi": self.abi,
             **{k: v for k, v in self.to_dict().items() if k in ("glibc", "musl", "macos")},
             "uv_python_platform": self.uv_python_platform,
             "uv_environment": self.uv_environment(),
@@ -421,7 +430,7 @@ def _tags(target: Target) -> tuple[Tag, ...]:
     platforms = target.platform_tags()
     version = target.python_version
     return (
-        *cpython_tags(version, [target.interpreter], platforms),
+        *cpython_tags(version, [target.abi], platforms),
         *compatible_tags(version, target.interpreter, platforms),
     )
 

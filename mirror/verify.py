@@ -11,7 +11,9 @@ configuration files are hidden behind empty bind mounts, and :func:`verify` runs
   directory. Every client runs with a temporary ``HOME``/``XDG_*``, ``PIP_CONFIG_FILE``/``UV_CONFIG_FILE`` naming
   those files, and no ``PIP_*``/``UV_*``/proxy/``PYTHONPATH``/``VIRTUAL_ENV`` variable of this host;
 * for every target this host can run (:func:`mirror.interpreters.interpreter_for`): ``pip install
-  --require-hashes -r lockfiles/<target>.txt`` in a fresh ``python -m venv`` (its bundled pip, not upgraded);
+  --require-hashes -r lockfiles/<target>.txt`` in a fresh ``python -m venv`` (its bundled pip, not upgraded —
+  unless it is older than 20.3 and the lock pins pip: then it installs the locked pip from the mirror first, as a
+  legacy host is told to; the commands adapt to the pip version, see :func:`sdist_build_command`);
   ``uv pip install -r`` in a fresh ``uv venv``; an import of every top-level module of every locked distribution
   installed (``top_level.txt``, else ``RECORD``); ``pip wheel --no-deps`` of every sdist the target locks (an
   isolated build whose requirements come from the mirror); ``pip install DIR`` of every ``--project``; and for
@@ -103,19 +105,65 @@ _MISSING_PATTERNS = (
 )
 _ROW_ORDER = ("files", "tags", "build closure", "pip install", "uv pip install", "imports", "sdist builds")
 
-#: Run by a venv's python: import every top-level module of the named distributions. Standard library only.
+#: Run by a venv's python: import every top-level module of the named distributions. Standard library only, and
+#: valid Python 3.6: before 3.8 there is no ``importlib.metadata``, and the ``*.dist-info`` (wheels) and
+#: ``*.egg-info`` (``setup.py install``, what pip < 19 does with an sdist when ``wheel`` is missing) directories on
+#: ``sys.path`` are read directly: ``METADATA``/``PKG-INFO``, ``top_level.txt``, ``RECORD``/``installed-files.txt``.
 IMPORT_SCRIPT = r"""
-import importlib, importlib.metadata as md, json, re, sys, traceback
+import csv, email.parser, importlib, io, json, os, re, sys, traceback
+try:
+    import importlib.metadata as md
+except ImportError:
+    md = None
 wanted = set(json.loads(sys.argv[1]))
 def norm(name):
     return re.sub(r"[-_.]+", "-", name).lower()
-def modules(dist):
-    text = dist.read_text("top_level.txt")
+class Legacy(object):
+    def __init__(self, path):
+        self.path = path
+        text = self.read_text("METADATA") or self.read_text("PKG-INFO") or ""
+        self.metadata = email.parser.Parser().parsestr(text)
+    def read_text(self, name):
+        try:
+            with io.open(os.path.join(self.path, name), encoding="utf-8") as f:
+                return f.read()
+        except (IOError, OSError):
+            return None
+    @property
+    def files(self):
+        record = self.read_text("RECORD")
+        if record is not None:
+            return [row[0].split("/") for row in csv.reader(record.splitlines()) if row]
+        installed = self.read_text("installed-files.txt")  # egg-info: paths relative to it
+        if installed is None:
+            return None
+        base = os.path.dirname(self.path)
+        out = []
+        for line in installed.splitlines():
+            if line.strip():
+                rel = os.path.relpath(os.path.normpath(os.path.join(self.path, line.strip())), base)
+                out.append(rel.split(os.sep))
+        return out
+def distributions():
+    if md is not None:
+        for dist in md.distributions():
+            yield dist.metadata["Name"], dist.read_text, [e.parts for e in dist.files or ()]
+        return
+    for entry in sys.path:
+        try:
+            names = sorted(os.listdir(entry or "."))
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info")) and os.path.isdir(os.path.join(entry, name)):
+                dist = Legacy(os.path.join(entry, name))
+                yield dist.metadata["Name"], dist.read_text, dist.files or []
+def modules(read_text, files):
+    text = read_text("top_level.txt")
     if text:
         return sorted({line.strip().replace("/", ".") for line in text.splitlines() if line.strip()}), "top_level.txt"
     found = set()
-    for entry in dist.files or ():
-        parts = entry.parts
+    for parts in files:
         head = parts[0]
         if head in ("..", "__pycache__") or head.endswith((".dist-info", ".data", ".egg-info")):
             continue
@@ -127,11 +175,11 @@ def modules(dist):
             found.add(head)
     return sorted(found), "RECORD"
 out = []
-for dist in md.distributions():
-    name = norm(dist.metadata["Name"] or "")
+for raw_name, read_text, files in distributions():
+    name = norm(raw_name or "")
     if name not in wanted:
         continue
-    mods, source = modules(dist)
+    mods, source = modules(read_text, files)
     for mod in mods:
         if mod.endswith("-stubs") or not mod.replace(".", "_").isidentifier():
             out.append([name, mod, "skipped: not an importable module name (" + source + ")", True])
@@ -650,22 +698,21 @@ def _dynamic_steps(run: _TargetRun) -> list[Step]:
 
     progress.message(f"{name}: pip install --require-hashes -r {lock.name} ({run.interpreter.describe()})")
     made = run.venv(pip_venv)
+    install = [str(pip_python), "-m", "pip", "install", "--disable-pip-version-check", "--require-hashes", "-r"]
+    bundled, upgrade = venv_pip_version(pip_python), pip_upgrade(run.plan.manifest, entry)
+    how = "with the venv's bundled pip"
+    if made.returncode == 0 and upgrade is not None and bundled is not None and bundled < PEP600_PIP:
+        # as docs/deploy.md tells legacy hosts: the locked pip from the mirror first, then the lock
+        progress.message(f"{name}: pip {bundled[0]}.{bundled[1]} upgrades itself to the locked {upgrade[0]} first")
+        requirement = work / f"{name}-pip.txt"
+        requirement.write_text(upgrade[1], encoding="utf-8")
+        made = run.run([*install, str(requirement)])
+        how = f"after the venv's pip {bundled[0]}.{bundled[1]} upgraded itself to the locked pip {upgrade[0]}"
     if made.returncode != 0:
         steps.append(run.step("pip install", made, ""))
     else:
-        done = run.run(
-            [
-                str(pip_python),
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--require-hashes",
-                "-r",
-                str(lock),
-            ]
-        )
-        steps.append(run.step("pip install", done, f"installed {lock.name} with the venv's bundled pip"))
+        done = run.run([*install, str(lock)])
+        steps.append(run.step("pip install", done, f"installed {lock.name} {how}"))
 
     progress.message(f"{name}: uv pip install -r {lock.name}")
     made = run.run([uv, "venv", "--no-project", "--python", str(run.interpreter.path), str(uv_venv)])
@@ -682,23 +729,13 @@ def _dynamic_steps(run: _TargetRun) -> list[Step]:
     sdists = [run.plan.manifest.files[f] for f in entry.filenames() if run.plan.manifest.files[f].kind == "sdist"]
     if sdists and pip_python.exists():
         failed: list[Step] = []
+        how = "built"
         for sdist in sdists:
-            progress.message(f"{name}: pip wheel --no-deps {sdist.filename}")
-            done = run.run(
-                [
-                    str(pip_python),
-                    "-m",
-                    "pip",
-                    "wheel",
-                    "--disable-pip-version-check",
-                    "--no-deps",
-                    *isolated_build_flag(pip_python),
-                    "-w",
-                    str(work / f"{name}-built"),
-                    str(run.plan.layout.files / sdist.relpath),
-                ]
+            command, how = sdist_build_command(
+                pip_python, run.plan.layout.files / sdist.relpath, work / f"{name}-built" / sdist.filename
             )
-            step = run.step("sdist builds", done, "")
+            progress.message(f"{name}: pip {command[3]} --no-deps {sdist.filename}")
+            step = run.step("sdist builds", run.run(command), "")
             if not step.ok:
                 failed.append(
                     Step(
@@ -710,7 +747,7 @@ def _dynamic_steps(run: _TargetRun) -> list[Step]:
                         missing=step.missing,
                     )
                 )
-        steps += failed or [Step(step="sdist builds", target=name, ok=True, summary=f"{len(sdists)} sdists built")]
+        steps += failed or [Step(step="sdist builds", target=name, ok=True, summary=f"{len(sdists)} sdists {how}")]
 
     for project in run.plan.projects:
         label = f"project {project.name}"
@@ -844,14 +881,64 @@ def inner_argv(
     return argv
 
 
-def isolated_build_flag(python: Path) -> list[str]:
-    """``--use-pep517`` for a venv whose pip is older than 23.1 (bundled with Python <= 3.10): it would build a
-    setup.py-only sdist with ``setup.py bdist_wheel`` in the venv, which has no ``wheel``, where newer pips make an
-    isolated build fed by the mirror. Newer pips need no flag (pip 26 hides it)."""
+#: pip 19.0 added PEP 517 builds and ``--use-pep517``; an older pip (18.1 in a ``python3.6 -m venv``, 9.0.3 on
+#: CentOS 7) rejects the option, and its ``pip wheel`` needs the ``wheel`` package in the venv.
+PEP517_PIP = (19, 0)
+#: pip 20.3 reads PEP 600 ``manylinux_2_N`` tags (19.3 ``manylinux2014``, 19.0 ``manylinux2010``): an older pip
+#: passes over many wheels a lock chooses, so verify lets it upgrade itself to the locked pip first, as deploys do.
+PEP600_PIP = (20, 3)
+#: From pip 23.1 a setup.py-only sdist gets an isolated build without being asked.
+ISOLATED_BY_DEFAULT_PIP = (23, 1)
+
+
+def venv_pip_version(python: Path) -> tuple[int, int] | None:
+    """The major.minor version of the pip installed in the venv of ``python`` (its ``pip-*.dist-info``), if any."""
     for info in python.parent.parent.glob("lib/python3*/site-packages/pip-*.dist-info"):
         try:
-            version = tuple(int(part) for part in info.name.removesuffix(".dist-info").split("-")[1].split(".")[:2])
+            major, minor = info.name.removesuffix(".dist-info").split("-")[1].split(".")[:2]
+            return int(major), int(minor)
         except ValueError:
             continue
-        return ["--use-pep517"] if version < (23, 1) else []
-    return []
+    return None
+
+
+def pip_upgrade(manifest: Manifest, entry: TargetEntry) -> tuple[str, str] | None:
+    """The pip a target's lock pins: its version and a ``--require-hashes`` requirements line, or ``None``."""
+    for package in entry.runtime():
+        if package.name == "pip":
+            hashes = " ".join(f"--hash=sha256:{manifest.files[f].sha256}" for f in package.files if f in manifest.files)
+            return package.version, f"pip=={package.version} {hashes}\n"
+    return None
+
+
+def isolated_build_flag(python: Path) -> list[str]:
+    """``--use-pep517`` for a venv whose pip is 19.0 to 23.0 (bundled with Python 3.7 to 3.10): it would build a
+    setup.py-only sdist with ``setup.py bdist_wheel`` in the venv, which has no ``wheel``, where newer pips make an
+    isolated build fed by the mirror. Newer pips need no flag (pip 26 hides it); older ones do not know it."""
+    version = venv_pip_version(python)
+    return ["--use-pep517"] if version is not None and PEP517_PIP <= version < ISOLATED_BY_DEFAULT_PIP else []
+
+
+def sdist_build_command(python: Path, sdist: Path, out_dir: Path) -> tuple[list[str], str]:
+    """The command that proves ``sdist`` builds with the venv's own pip, and what it proves.
+
+    ``pip wheel --no-deps`` (isolated, see :func:`isolated_build_flag`); with a pip older than 19.0, which has no
+    PEP 517 builds and whose ``pip wheel`` needs ``wheel`` in the venv, ``pip install --no-deps --target``: what
+    that pip does with the sdist on the target (``setup.py install``, or ``bdist_wheel`` when ``wheel`` is there).
+    """
+    pip = [str(python), "-m", "pip"]
+    version = venv_pip_version(python)
+    if version is not None and version < PEP517_PIP:
+        command = [*pip, "install", "--disable-pip-version-check", "--no-deps", "--target", str(out_dir), str(sdist)]
+        return command, f"built and installed with pip {version[0]}.{version[1]}"
+    command = [
+        *pip,
+        "wheel",
+        "--disable-pip-version-check",
+        "--no-deps",
+        *isolated_build_flag(python),
+        "-w",
+        str(out_dir),
+        str(sdist),
+    ]
+    return command, "built"

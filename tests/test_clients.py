@@ -96,7 +96,9 @@ SNAPSHOT = {
 [global]
 index-url = http://mirror.internal:3141/simple/
 # plain http off loopback: pip ignores the index unless its host is trusted
+# pip < 19.3 (CentOS 7, Ubuntu 18.04, Debian 10) matches only the host without its port
 trusted-host = mirror.internal:3141
+    mirror.internal
 # the build lock of target linux-amd64-cp311; pip >= 25.3 applies it to isolated builds
 build-constraint = /srv/app/client-config/build-constraints.txt
 """,
@@ -129,7 +131,7 @@ index_url = http://mirror.internal:3141/simple/
 # The offline mirror for every client, by environment. Written by offline-mirror (mirror config).
 # docker run --env-file mirror.env | systemd EnvironmentFile= | sh: set -a; . ./mirror.env; set +a
 PIP_INDEX_URL=http://mirror.internal:3141/simple/
-PIP_TRUSTED_HOST=mirror.internal:3141
+PIP_TRUSTED_HOST=mirror.internal
 UV_DEFAULT_INDEX=http://mirror.internal:3141/simple/
 UV_INSECURE_HOST=mirror.internal:3141
 UV_PYTHON_DOWNLOADS=never
@@ -145,7 +147,7 @@ COPY client-config/pydistutils.cfg /root/.pydistutils.cfg
 COPY client-config/build-constraints.txt /etc/pip-build-constraints.txt
 # PIP_BUILD_CONSTRAINT overrides the build-constraint path pip.conf has outside the image
 ENV PIP_INDEX_URL=http://mirror.internal:3141/simple/ \\
-    PIP_TRUSTED_HOST=mirror.internal:3141 \\
+    PIP_TRUSTED_HOST=mirror.internal \\
     PIP_BUILD_CONSTRAINT=/etc/pip-build-constraints.txt \\
     UV_DEFAULT_INDEX=http://mirror.internal:3141/simple/ \\
     UV_INSECURE_HOST=mirror.internal:3141 \\
@@ -167,7 +169,9 @@ data:
     [global]
     index-url = http://mirror.internal:3141/simple/
     # plain http off loopback: pip ignores the index unless its host is trusted
+    # pip < 19.3 (CentOS 7, Ubuntu 18.04, Debian 10) matches only the host without its port
     trusted-host = mirror.internal:3141
+        mirror.internal
     # the build lock of target linux-amd64-cp311; pip >= 25.3 applies it to isolated builds
     build-constraint = /etc/xdg/pip/build-constraints.txt
   pydistutils.cfg: |
@@ -208,7 +212,7 @@ spec:
             - name: PIP_INDEX_URL
               value: "http://mirror.internal:3141/simple/"
             - name: PIP_TRUSTED_HOST
-              value: "mirror.internal:3141"
+              value: "mirror.internal"
             - name: PIP_BUILD_CONSTRAINT
               value: "/etc/xdg/pip/build-constraints.txt"
             - name: UV_DEFAULT_INDEX
@@ -382,7 +386,7 @@ def test_every_file_parses(name: str) -> None:
     assert pip_conf.sections() == ["global"]
     expected = {"index-url": config.index_url}
     if config.trusted_host:
-        expected["trusted-host"] = config.trusted_host
+        expected["trusted-host"] = "\n".join(config.pip_trusted_hosts)
     if config.cert:
         expected["cert"] = config.cert
     if config.build_lock:
@@ -418,7 +422,7 @@ def test_every_file_parses(name: str) -> None:
     env = dict(line.split("=", 1) for line in env_lines)
     assert env["PIP_INDEX_URL"] == env["UV_DEFAULT_INDEX"] == env["PDM_PYPI_URL"] == env["PIPENV_PYPI_MIRROR"]
     assert env["UV_PYTHON_DOWNLOADS"] == "never"
-    assert env.get("PIP_TRUSTED_HOST") == config.trusted_host
+    assert env.get("PIP_TRUSTED_HOST") == config.trusted_hostname
     assert env.get("UV_INSECURE_HOST") == config.uv_insecure_host
     assert env.get("PIP_CERT") == env.get("SSL_CERT_FILE") == config.cert
 
@@ -486,6 +490,28 @@ def test_no_file_names_pypi_or_a_second_index(name: str) -> None:
 )
 def test_trusted_host_only_for_plain_http_off_loopback(url: str, trusted: str | None) -> None:
     assert ClientConfig.for_url(url).trusted_host == trusted
+
+
+@pytest.mark.parametrize(
+    ("url", "pip_hosts", "bare"),
+    [
+        ("http://mirror.internal:3141/simple/", ("mirror.internal:3141", "mirror.internal"), "mirror.internal"),
+        (
+            "http://Mirror.Internal/simple/",
+            ("Mirror.Internal", "mirror.internal"),
+            "mirror.internal",
+        ),  # pip < 19.3 compares the lowercased host
+        ("http://user:pw@10.0.0.5:8080/simple/", ("10.0.0.5:8080", "10.0.0.5"), "10.0.0.5"),
+        ("http://[fd00::2]:3141/simple/", ("[fd00::2]:3141", "fd00::2"), "fd00::2"),
+        ("https://mirror.internal:3141/simple/", (), None),
+        ("http://127.0.0.1:3141/simple/", (), None),
+    ],
+)
+def test_pip_trusts_the_host_without_its_port_too(url: str, pip_hosts: tuple[str, ...], bare: str | None) -> None:
+    """pip before 19.3 compares trusted hosts with the URL's host alone (pypa/pip#6886)."""
+    config = ClientConfig.for_url(url)
+    assert config.pip_trusted_hosts == pip_hosts
+    assert config.trusted_hostname == bare
 
 
 @pytest.mark.parametrize(
@@ -679,7 +705,10 @@ def workspace(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> P
     """Synced for this host: pure wheels, an sdist with a two-level build closure, a legacy setup_requires."""
     # build-wheels off: the sdists stay sdists, clients must build them
     root = synced_workspace(
-        tmp_path_factory.mktemp("clients"), upstream, ["om-pure==2.0", "om-sdistonly", "om-setupreq"], build_wheels=False
+        tmp_path_factory.mktemp("clients"),
+        upstream,
+        ["om-pure==2.0", "om-sdistonly", "om-setupreq"],
+        build_wheels=False,
     )
     return root
 
@@ -703,7 +732,9 @@ def trap() -> Iterator[EscapeTrap]:
 
 
 def generate(workspace: Path, out: Path, *source: str) -> Path:
-    result = invoke("config", *source, "--target", HOST.name, "--spec", str(workspace / "mirror.toml"), "--out", str(out))
+    result = invoke(
+        "config", *source, "--target", HOST.name, "--spec", str(workspace / "mirror.toml"), "--out", str(out)
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -914,13 +945,20 @@ def test_cli_unknown_target_writes_nothing(cli: Cli, workspace: Path, tmp_path: 
     assert not out.exists()
 
 
-def test_cli_for_and_relative_out(
-    cli: Cli, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cli_for_and_relative_out(cli: Cli, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = cli(
-        "config", "--url", URL, "--for", "docker", "-t", HOST.name, "--spec", str(workspace / "mirror.toml"),
-        "-o", "deploy/cfg",
+        "config",
+        "--url",
+        URL,
+        "--for",
+        "docker",
+        "-t",
+        HOST.name,
+        "--spec",
+        str(workspace / "mirror.toml"),
+        "-o",
+        "deploy/cfg",
     )
     assert result.exit_code == 0, result.output
     out = tmp_path / "deploy" / "cfg"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from packaging.markers import Marker, default_environment
 from packaging.tags import Tag, sys_tags
 
 from mirror.errors import InvalidTarget
+from mirror.interpreters import discover
 from mirror.targets import (
     Target,
     host_target,
@@ -40,6 +43,11 @@ MYPY_MANYLINUX1 = "mypy-0.910-cp39-cp39-manylinux1_x86_64.whl"
 REQUESTS = "requests-2.32.4-py3-none-any.whl"
 SIX = "six-1.17.0-py2.py3-none-any.whl"
 PY2_ONLY = "futures-3.4.0-py2-none-any.whl"
+NUMPY_CP36 = "numpy-1.19.5-cp36-cp36m-manylinux1_x86_64.whl"
+NUMPY_CP37 = "numpy-1.21.6-cp37-cp37m-manylinux_2_12_x86_64.manylinux2010_x86_64.whl"
+CRYPTO_CP36_ABI3 = "cryptography-3.3.2-cp36-abi3-manylinux2010_x86_64.whl"
+CENTOS7_36 = Target.create("linux/amd64", "3.6", glibc="2.17")
+DEBIAN10_37 = Target.create("linux/amd64", "3.7", glibc="2.28")
 
 
 @pytest.mark.parametrize(
@@ -70,6 +78,15 @@ PY2_ONLY = "futures-3.4.0-py2-none-any.whl"
         (MAC_ARM_312, SIX, True),
         (AMD64_312, PY2_ONLY, False),
         (AMD64_312, "not-a-wheel.tar.gz", False),
+        (CENTOS7_36, NUMPY_CP36, True),  # before 3.8 the ABI carries the pymalloc flag: cp36m
+        (CENTOS7_36, "numpy-1.19.5-cp36-cp36-manylinux1_x86_64.whl", False),  # no such ABI on 3.6
+        (DEBIAN10_37, NUMPY_CP36, False),
+        (DEBIAN10_37, NUMPY_CP37, True),
+        (CENTOS7_36, NUMPY_CP37, False),
+        (CENTOS7_36, CRYPTO_CP36_ABI3, True),
+        (DEBIAN10_37, CRYPTO_CP36_ABI3, True),  # abi3 built for 3.6 loads on 3.7
+        (CENTOS7_36, SIX, True),
+        (CENTOS7_36, CHARSET_X86, False),
     ],
 )
 def test_target_accepts_real_wheels(target: Target, filename: str, fits: bool) -> None:
@@ -178,6 +195,9 @@ def test_host_target_marker_environment_matches_the_interpreter() -> None:
         ('sys_platform == "darwin" and platform_machine == "x86_64"', MAC_X86_311, True),
         ('implementation_name == "cpython"', WIN_311, True),
         ('platform_python_implementation == "PyPy"', AMD64_311, False),
+        ('python_version < "3.7"', CENTOS7_36, True),
+        ('python_version < "3.7"', DEBIAN10_37, False),
+        ('python_full_version >= "3.6.0"', CENTOS7_36, True),
     ],
 )
 def test_markers_evaluate_for_the_target_not_the_host(marker: str, target: Target, expected: bool) -> None:
@@ -243,9 +263,20 @@ def test_parse_platform_tag_unknown() -> None:
         ({"platform": "linux/amd64"}, "target[0].python: missing; it is required"),
         (
             {"platform": "linux/amd64", "python": "2.7"},
-            "target[0].python: '2.7' is not a Python version; expected e.g. '3.11'",
+            "target[0].python: '2.7' is not supported; expected 3.6 or newer",
         ),
-        ({"platform": "linux/amd64", "python": "3.6"}, "target[0].python: '3.6' is too old; expected 3.8 or newer"),
+        (
+            {"platform": "linux/amd64", "python": "cp27"},
+            "target[0].python: 'cp27' is not supported; expected 3.6 or newer",
+        ),
+        (
+            {"platform": "linux/amd64", "python": "3.5"},
+            "target[0].python: '3.5' is not supported; expected 3.6 or newer",
+        ),
+        (
+            {"platform": "linux/amd64", "python": "4.0"},
+            "target[0].python: '4.0' is not a Python version; expected e.g. '3.11'",
+        ),
         ({"platform": "linux/amd64", "python": 3.11}, "target[0].python: expected a string, got float 3.11"),
         (
             {"platform": "linux/amd64", "python": "3.11", "implementation": "pp"},
@@ -303,3 +334,47 @@ def test_target_round_trips_through_to_dict() -> None:
 )
 def test_default_names(target: Target, name: str) -> None:
     assert target.name == name
+
+
+@pytest.mark.parametrize(("python", "abi"), [("3.6", "cp36m"), ("3.7", "cp37m"), ("3.8", "cp38"), ("3.12", "cp312")])
+def test_abi_has_the_pymalloc_flag_before_38(python: str, abi: str) -> None:
+    target = Target.create("linux/amd64", python)
+    assert target.abi == abi
+    assert target.report(tag_limit=1)["abi"] == abi  # mirror targets --json
+    assert str(target.tags()[0]) == f"cp3{python[2:]}-{abi}-linux_x86_64"
+
+
+# The real pip of an old CPython computes its own tags: the target's must agree with them.
+_TAGS_OF_OLD_PIP = {
+    # pip 22.0.4 (bundled with 3.7) vendors packaging 21.3
+    "3.7": "from pip._vendor.packaging.tags import sys_tags; print('\\n'.join(map(str, sys_tags())))",
+    # pip 18.1 (bundled with 3.6) predates packaging.tags: pep425tags, manylinux1 at most
+    "3.6": (
+        "from pip._internal.pep425tags import get_supported; print('\\n'.join('-'.join(t) for t in get_supported()))"
+    ),
+}
+
+
+@pytest.mark.parametrize("python", ["3.6", "3.7"])
+def test_legacy_target_tags_agree_with_the_targets_own_pip(python: str, tmp_path: Path) -> None:
+    found = [i for i in discover() if i.implementation == "cpython" and i.version[:2] == (3, int(python[2:]))]
+    if not found or found[0].platform != "linux/amd64" or found[0].libc_version is None:
+        pytest.skip(f"no CPython {python} for linux/amd64 on this host")
+    interpreter = found[0]
+    subprocess.run([str(interpreter.path), "-m", "venv", str(tmp_path / "venv")], check=True)
+    done = subprocess.run(
+        [str(tmp_path / "venv" / "bin" / "python"), "-c", _TAGS_OF_OLD_PIP[python]],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    theirs = {Tag(*line.split("-")) for line in done.stdout.split()}
+    glibc = interpreter.libc_version
+    target = Target.create("linux/amd64", python, glibc=f"{glibc[0]}.{glibc[1]}")
+    ours = set(target.tags())
+    if python == "3.7":  # packaging >= 22 adds the interpreter's own <cp37>-none-any, as pip does today
+        assert ours - theirs == {Tag("cp37", "none", "any")}
+        assert theirs <= ours
+    else:  # pip 18.1 knows manylinux1 and linux_x86_64 only; every one of its tags but its odd cp3-none-any is ours
+        assert theirs - {Tag("cp3", "none", "any")} <= ours
+        assert {t.abi for t in theirs if t.interpreter == "cp36"} == {"cp36m", "abi3", "none"}

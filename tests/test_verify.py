@@ -319,6 +319,7 @@ def test_setup_requires_through_pydistutils_cfg_alone(make_workspace: MakeWorksp
 
 
 @pytest.mark.parametrize(("pip", "flag"), [("22.3", ["--use-pep517"]), ("23.0.1", ["--use-pep517"]),
+                                           ("19.0", ["--use-pep517"]), ("18.1", []), ("9.0.3", []),
                                            ("23.1", []), ("26.3", []), (None, [])])  # fmt: skip
 def test_old_pips_build_sdists_isolated_too(tmp_path: Path, pip: str | None, flag: list[str]) -> None:
     from mirror.verify import isolated_build_flag
@@ -329,3 +330,21 @@ def test_old_pips_build_sdists_isolated_too(tmp_path: Path, pip: str | None, fla
     if pip is not None:
         (site / f"pip-{pip}.dist-info").mkdir()
     assert isolated_build_flag(python) == flag
+
+
+@pytest.mark.parametrize(
+    ("pip", "verb", "how"),
+    [("9.0.3", "install", "built and installed with pip 9.0"), ("18.1", "install", "built and installed with pip 18.1"),
+     ("19.0", "wheel", "built"), ("26.3", "wheel", "built")],
+)  # fmt: skip
+def test_pips_before_19_prove_an_sdist_by_installing_it(tmp_path: Path, pip: str, verb: str, how: str) -> None:
+    """pip < 19 has no --use-pep517, and its `pip wheel` needs `wheel` in the venv: it installs the sdist instead."""
+    from mirror.verify import sdist_build_command
+
+    python = tmp_path / "venv" / "bin" / "python"
+    (tmp_path / "venv" / "lib" / "python3.6" / "site-packages" / f"pip-{pip}.dist-info").mkdir(parents=True)
+    command, summary = sdist_build_command(python, Path("/w/x-1.0.tar.gz"), Path("/out"))
+    assert command[:4] == [str(python), "-m", "pip", verb]
+    assert summary == how
+    if verb == "install":
+        assert command[4:] == ["--disable-pip-version-check", "--no-deps", "--target", "/out", "/w/x-1.0.tar.gz"]
