@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -196,6 +197,8 @@ class Advisory:
         for i, raw in enumerate(fields.array(record.get("affected", []), "affected")):
             at = f"affected[{i}]"
             entry = fields.table(raw, at, what="an object")
+            if "package" not in entry:
+                continue  # the schema lets an entry with only GIT ranges name no package: not about a PyPI one
             package = fields.table(entry.get("package"), at, "package", what="an object with ecosystem and name")
             ranges = []
             for j, raw_range in enumerate(fields.array(entry.get("ranges", []), at, "ranges")):
@@ -229,6 +232,12 @@ class Advisory:
             severity=severity if isinstance(severity, str) else None,
             affected=tuple(affected),
         )
+
+
+def _moment(text: str) -> datetime | None:
+    """An RFC 3339 ``modified`` as a moment; fractional seconds of any length (Python 3.10 reads only 0, 3 or 6
+    digits) are dropped: a second is precise enough for an export's date."""
+    return uploaded(re.sub(r"(T\d\d:\d\d:\d\d)\.\d+", r"\1", text))
 
 
 def _names_about(data: Mapping[str, object]) -> set[str]:
@@ -344,7 +353,7 @@ def load_osv(path: Path, names: Collection[str] | None = None) -> OsvExport:
             skipped.append(Skipped(name=name, reason="expected a JSON object with an 'id' (an OSV record)"))
             continue
         modified = data.get("modified")
-        moment = uploaded(modified) if isinstance(modified, str) else None
+        moment = _moment(modified) if isinstance(modified, str) else None
         if moment is not None and (newest is None or moment > newest):
             newest = moment
         if wanted is not None and not (_names_about(data) & wanted):
@@ -439,6 +448,8 @@ class AuditResult:
         then, now = uploaded(self.export.as_of), uploaded(self.checked_at)
         if then is None or now is None:
             return ""
+        if then > now:
+            return ""  # this host's clock is behind the export's: no age to tell
         days = (now - then).days
         return "less than a day" if days < 1 else f"{days} day{'s' if days != 1 else ''}"
 

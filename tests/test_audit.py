@@ -230,6 +230,23 @@ def test_names_are_compared_normalised_and_only_in_pypi(spelled: str, ecosystem_
     assert advisory.affects("foo-bar", Version("1.0")) is affected
 
 
+def test_an_entry_naming_no_package_is_not_about_one() -> None:
+    raw = record("OSV-1", "om-pure", ranges=[ecosystem({"introduced": "0"})])
+    raw["affected"] = [{"ranges": [{"type": "GIT", "repo": "r", "events": [{"introduced": "0"}]}]}, *raw["affected"]]  # type: ignore[misc]
+    advisory = Advisory.from_dict(raw)
+    assert [entry.name for entry in advisory.affected] == ["om-pure"]
+    assert advisory.affects("om-pure", Version("1.0"))
+
+
+def test_the_export_date_reads_any_fraction_of_a_second(tmp_path: Path) -> None:
+    records = {
+        "A-1": record("A-1", "om-pure", modified="2026-11-29T10:00:00.123456789Z"),
+        "A-2": record("A-2", "om-pure", modified="2026-11-29T09:59:59.5+00:00"),
+        "A-3": record("A-3", "om-pure", modified="yesterday"),
+    }
+    assert load_osv(write_dir(tmp_path / "osv", records)).newest == "2026-11-29T10:00:00Z"
+
+
 def test_a_withdrawn_record_affects_nothing() -> None:
     raw = record("X-1", "om-pure", ranges=[ecosystem({"introduced": "0"})], withdrawn="2026-11-10T00:00:00Z")
     assert not Advisory.from_dict(raw).affects("om-pure", Version("1.0"))
