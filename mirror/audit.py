@@ -109,13 +109,9 @@ class Range:
 
         return sorted(timeline, key=key)
 
-    def evaluable(self) -> bool:
-        """Whether the range is one this audit evaluates: ECOSYSTEM or SEMVER, every bound a version."""
-        return self.type in _EVALUATED and self._timeline() is not None
-
     def includes(self, version: Version) -> bool:
         """Whether ``version`` lies in the range (the schema's ``BeforeLimits`` and ``IncludedInRanges``); a range
-        that is not :meth:`evaluable` includes nothing."""
+        this audit does not evaluate (GIT, another type, a bound that is not a version) includes nothing."""
         timeline = self._timeline() if self.type in _EVALUATED else None
         if timeline is None:
             return False
