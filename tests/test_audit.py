@@ -453,3 +453,15 @@ def test_bundle_export_refuses_a_wrong_osv_file(cli: Cli, tmp_path: Path, locked
     assert result.exit_code == 1
     assert result.output.startswith(f"error: {locked}/mirror.toml: not an OSV export")
     assert not list(tmp_path.glob("b*")), "nothing half-written"
+
+
+def test_a_delta_carries_the_export_only_when_it_changed(tmp_path: Path, locked: Path) -> None:
+    workspace = Workspace.open(locked / "mirror.toml")
+    osv = write_dir(tmp_path / "osv", RECORDS)
+    full = workspace.export_bundle(tmp_path / "w1.tar.gz", ExportOptions(tool=False, osv=osv))
+    same = workspace.export_bundle(tmp_path / "w2.tar.gz", ExportOptions(tool=False, since=full.sidecar, osv=osv))
+    assert "advisories/osv-pypi.zip" not in {m.path for m in same.manifest.members}  # zipped to the same bytes
+    assert "advisories/osv-pypi.zip" in {m.path for m in same.manifest.contents}
+    write_dir(osv, {"PYSEC-2026-200": record("PYSEC-2026-200", "om-dep", versions=["1.0"])})
+    newer = workspace.export_bundle(tmp_path / "w3.tar.gz", ExportOptions(tool=False, since=full.sidecar, osv=osv))
+    assert [m.path for m in newer.manifest.members] == ["advisories/osv-pypi.zip"]
