@@ -16,6 +16,7 @@ SPEC = "mirror.toml"
 FILES = "files"
 SIMPLE = "simple"
 HOME_PAGE = "index.html"
+ADVISORIES = "advisories/osv-pypi.zip"  # beside mirror.toml; also its path in a bundle
 
 
 def files_dir(wheelhouse: Path) -> Path:
@@ -46,6 +47,7 @@ class Layout:
     compile_report: Path  # what still compiles on each target (mirror.compilereport)
     tool: Path  # offline-mirror's own workspace for bundles: its dependencies locked and fetched (mirror.selfinstall)
     imported_bundles: Path  # on the offline side: the bundles imported here, in order
+    advisories: Path  # the OSV export a bundle carried (bundle export --osv), which mirror audit reads by default
 
     @classmethod
     def of(cls, root: Path, *, wheelhouse: Path, lockfiles: Path) -> Layout:
@@ -63,6 +65,7 @@ class Layout:
             compile_report=wheelhouse / "compile-report.json",
             tool=wheelhouse / ".tool",
             imported_bundles=wheelhouse / ".bundles.json",
+            advisories=root / ADVISORIES,
         )
 
     @classmethod

@@ -22,6 +22,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ from mirror.targets import host_target
 if TYPE_CHECKING:  # each stage imports what it runs: `mirror index` starts without the HTTP stack or a resolver
     import requests
 
+    from mirror.audit import AuditResult
     from mirror.builtwheels import BuildOutcome
     from mirror.bundle.export import ExportOptions, ExportResult, ToolPayload
     from mirror.bundle.importing import ImportResult
@@ -371,6 +373,7 @@ class Workspace:
             tool=tool,
             sign=options.sign,
             progress=self.progress,
+            osv=options.osv,
         )
 
     def _tool_payload(self, options: ExportOptions, compression: str) -> ToolPayload:
@@ -411,6 +414,23 @@ class Workspace:
             pinned_trust=self.spec.trust,
             progress=self.progress,
         )
+
+    def audit(
+        self, osv: Path | None = None, targets: Sequence[str] = (), *, now: datetime | None = None
+    ) -> AuditResult:
+        """The locked packages of ``targets`` (all when empty) against an OSV export of PyPI: ``osv`` (osv.dev's
+        all.zip or a directory of its records), else the one a bundle carried here (``layout.advisories``)."""
+        from mirror.audit import AuditError, audit, load_osv, locked_names
+
+        path = osv if osv is not None else self.layout.advisories
+        if osv is None and not path.exists():
+            raise AuditError(
+                f"no OSV export to audit with: give --osv PATH (osv.dev's PyPI all.zip or a directory of its"
+                f" records), or import a bundle exported with --osv (it goes to {path})"
+            )
+        manifest = self.manifest()
+        export = load_osv(path, locked_names(manifest))
+        return audit(manifest, export, targets=targets, now=now or datetime.now(timezone.utc))
 
     # -- proof, lint and hosting ------------------------------------------------------------------------------
 

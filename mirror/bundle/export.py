@@ -6,6 +6,7 @@ The members of a full bundle::
     lockfiles/...                    mirror.lock.json, the per-target lockfiles and SBOMs (<target>.cdx.json)
     wheelhouse/files/<p>/<file>      every locked, verified file
     client-config/...                pip.conf, uv.toml, ... for --url
+    advisories/osv-pypi.zip          an OSV export of PyPI for --osv (mirror audit reads it offline)
     tool/wheels/*.whl, tool/*.txt    offline-mirror and its dependencies per tool target (mirror.selfinstall)
     install.sh                       installs the tool from tool/ with no network
 
@@ -28,7 +29,8 @@ from typing import BinaryIO
 
 from mirror import _atomic, selfinstall
 from mirror._units import human_size
-from mirror._verified import verified_files
+from mirror._verified import sha256_file, verified_files
+from mirror.audit import OsvExport, load_osv, zip_records
 from mirror.bundle.format import (
     MANIFEST_MEMBER,
     BundleError,
@@ -38,7 +40,7 @@ from mirror.bundle.format import (
     bundle_id,
     offline_spec,
 )
-from mirror.layout import Layout
+from mirror.layout import ADVISORIES, Layout
 from mirror.lock import LockResult
 from mirror.manifest import Manifest
 from mirror.progress import NullProgress, Progress
@@ -58,6 +60,7 @@ class ExportOptions:
     tool_targets: tuple[Target, ...] = ()  # default: the spec's targets offline-mirror runs on
     jobs: int = 8  # concurrent downloads of the tool's dependencies
     sign: Path | None = None  # an SSH key: sign bundle.json (mirror.bundle.signing)
+    osv: Path | None = None  # an OSV export of PyPI (all.zip or a directory of records): carried for mirror audit
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -97,6 +100,7 @@ class ExportResult:
     size: int  # of the archive, compressed
     tool: ToolPayload | None
     signed_with: Path | None = None  # the key that signed it
+    advisories: OsvExport | None = None  # the OSV export it carries
 
     def render(self) -> list[str]:
         """What was written, and what to do with it."""
@@ -112,6 +116,8 @@ class ExportResult:
             f"wrote {self.path} ({human_size(self.size)}): {kind} bundle {manifest.id},"
             f" {self.members} of {self.contents} members ({human_size(manifest.nbytes)} before compression)"
         )
+        if self.advisories is not None:
+            lines.append(f"advisories: {self.advisories.describe()} (offline: mirror audit)")
         if self.signed_with is not None:
             lines.append(f"signed with {self.signed_with} (bundle.json.sig; check with mirror bundle verify --trust)")
         lines.append(f"manifest: {self.sidecar}  (next delta: mirror bundle export NEW --since {self.sidecar})")
@@ -142,13 +148,17 @@ def export_bundle(
     sign: Path | None = None,
     signer: Callable[[bytes, Path], bytes] | None = None,
     progress: Progress | None = None,
+    osv: Path | None = None,
 ) -> ExportResult:
     """Write the workspace's bundle to ``out`` (a delta on ``previous`` if given) and its manifest beside it;
     with ``sign`` (an SSH key), ``bundle.json.sig`` signs its manifest (``signer`` defaults to
-    :func:`mirror.bundle.signing.sign`)."""
+    :func:`mirror.bundle.signing.sign`); ``osv``: an OSV export to carry (checked that it is one first)."""
     from mirror.bundle.signing import sign as ssh_sign
 
-    contents = plan(spec, manifest, client_files=client_files, tool=tool)
+    advisories = advisories_payload(osv) if osv is not None else None
+    contents = plan(
+        spec, manifest, client_files=client_files, tool=tool, advisories=advisories[0] if advisories else None
+    )
     members = delta(contents, previous) if previous is not None else contents
     bundle_manifest = build_manifest(
         members,
@@ -171,7 +181,18 @@ def export_bundle(
         size=out.stat().st_size,
         tool=tool,
         signed_with=sign,
+        advisories=advisories[1] if advisories else None,
     )
+
+
+def advisories_payload(path: Path) -> tuple[Payload, OsvExport]:
+    """The OSV export at ``path`` as the bundle's ``advisories/osv-pypi.zip``: a zip as it is, a directory zipped
+    (records at the root, as osv.dev publishes them); read first, so that a wrong file is refused here."""
+    export = load_osv(path, names=())
+    if path.is_dir():
+        return _from_bytes(ADVISORIES, zip_records(path)), export
+    member = Member(path=ADVISORIES, size=path.stat().st_size, sha256=sha256_file(path))
+    return Payload(member=member, source=path), export
 
 
 def plan(
@@ -180,6 +201,7 @@ def plan(
     *,
     client_files: Mapping[str, str] | None = None,
     tool: ToolPayload | None = None,
+    advisories: Payload | None = None,
 ) -> list[Payload]:
     """Every member of a full bundle of the workspace (paths sorted); refuses when locked files are missing."""
     layout = spec.layout
@@ -210,6 +232,8 @@ def plan(
         payloads.append(_from_bytes(f"client-config/{name}", text.encode()))
     if tool is not None:
         payloads += _tool_payloads(tool)
+    if advisories is not None:
+        payloads.append(advisories)
     payloads.sort(key=lambda p: p.member.path)
     return payloads
 

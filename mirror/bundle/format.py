@@ -29,6 +29,7 @@ from mirror._filenames import classify
 from mirror._records import Fields, fields_dict
 from mirror._units import human_size
 from mirror.errors import MirrorError
+from mirror.layout import ADVISORIES
 from mirror.progress import NullProgress, Progress
 from mirror.sbom import SbomSummary, is_sbom, summarize
 from mirror.spec import Spec
@@ -243,7 +244,7 @@ def unsafe_path(path: str) -> str | None:
 
 _LAYOUT = (
     "mirror.toml, install.sh, lockfiles/<file>, wheelhouse/files/<project>/<distribution file>,"
-    " client-config/<file>, tool/targets.json, tool/<target>.txt or tool/wheels/<wheel>"
+    " client-config/<file>, tool/targets.json, tool/<target>.txt, tool/wheels/<wheel> or advisories/osv-pypi.zip"
 )
 
 
@@ -253,7 +254,7 @@ def misplaced(path: str) -> str | None:
     parts = path.split("/")
     if any(part.startswith(".") for part in parts):
         return "names a hidden file"
-    if path in ("mirror.toml", "install.sh", "tool/targets.json"):
+    if path in ("mirror.toml", "install.sh", "tool/targets.json", ADVISORIES):
         return None
     if len(parts) == 2 and parts[0] in ("lockfiles", "client-config"):
         return None

@@ -22,7 +22,7 @@ from mirror import _atomic
 from mirror._verified import VerifiedRecord, sha256_file
 from mirror.bundle.format import BundleError, BundleManifest, Member, MissingBase, offline_spec, read_bundle
 from mirror.errors import InvalidSpec
-from mirror.layout import Layout
+from mirror.layout import ADVISORIES, Layout
 from mirror.manifest import MANIFEST, InvalidManifest, Manifest, load_manifest
 from mirror.progress import Progress
 from mirror.sbom import is_sbom
@@ -108,16 +108,22 @@ class ImportResult:
     def changed(self) -> bool:
         return bool(self.added or self.replaced)
 
+    @property
+    def changes(self) -> set[str]:
+        return {*self.added, *self.replaced}
+
     def render(self, bundle: Path, into: Path) -> list[str]:
         """What the import of ``bundle`` into the workspace at ``into`` did."""
         manifest = self.manifest
         if self.already_imported and not self.changed:
             return [f"{bundle}: bundle {manifest.id} is already imported into {into}; nothing changed"]
         signed = f" signed by {self.signer}" if self.signer is not None else ""
+        advisories = [f"advisories: {into / ADVISORIES} (mirror audit reads it)"] if ADVISORIES in self.changes else []
         return [
             f"imported {manifest.kind} bundle {manifest.id}{signed}: {len(self.added)} new, {len(self.replaced)}"
             f" replaced, {self.unchanged} already here; index: {self.projects} projects, {self.indexed_files} files",
             *(f"note: {note}" for note in self.notes),
+            *advisories,
             f"serve it: mirror serve --spec {into / 'mirror.toml'}",
         ]
 

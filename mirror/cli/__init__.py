@@ -5,7 +5,7 @@ did not turn into one) becomes a one-line ``error: …`` on stderr and exit stat
 nowhere else. Each module holds the commands of one part of the pipeline and registers them on :func:`main`.
 """
 
-from mirror.cli import bundle, clients, pipeline, serving
+from mirror.cli import audit, bundle, clients, pipeline, serving
 from mirror.cli._base import main
 
-__all__ = ["bundle", "clients", "main", "pipeline", "serving"]
+__all__ = ["audit", "bundle", "clients", "main", "pipeline", "serving"]

@@ -60,6 +60,13 @@ def bundle() -> None:
 @click.option("--no-tool", is_flag=True, help="Leave out offline-mirror's own wheels and install.sh.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=8, show_default=True, help="Concurrent downloads.")
 @click.option("--sign", type=EXISTING_FILE, default=None, metavar="KEY", help="Sign bundle.json with this SSH key.")
+@click.option(
+    "--osv",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="PATH",
+    help="Carry this OSV export of PyPI (osv.dev's all.zip or a directory of its records) for mirror audit.",
+)
 def bundle_export(
     out: Path,
     spec_path: Path,
@@ -70,6 +77,7 @@ def bundle_export(
     no_tool: bool,
     jobs: int,
     sign: Path | None,
+    osv: Path | None,
 ) -> None:
     """Write the mirror (files, lockfiles, spec, client configs, the tool itself) as one archive OUT.
 
@@ -86,6 +94,7 @@ def bundle_export(
         tool_targets=tuple(parse_target_option(v) for v in tool_targets),
         jobs=jobs,
         sign=sign,
+        osv=osv,
     )
     with Reporter("quiet", "exporting") as progress:
         result = open_workspace(spec_path, progress).export_bundle(out, options)
