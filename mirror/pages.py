@@ -87,8 +87,11 @@ _STYLE = (
     "input[type=search]{font-size:1.1em;padding:.35em .6em;width:22em;margin:.3em 0}"
     ".muted{color:#666}.tag{display:inline-block;background:#e8eef6;border-radius:3px;padding:0 .35em;"
     "margin:.1em .2em .1em 0;font-size:.9em}.built{background:#e6f4e6}.yanked{background:#fbe3e3}"
-    ".totals{font-size:1.1em}[hidden]{display:none!important}"
+    ".totals{font-size:1.1em}.nowrap{white-space:nowrap}[hidden]{display:none!important}"
 )
+
+
+_NOWRAP = '<td class="nowrap">'
 
 
 class PageError(MirrorError):
@@ -347,7 +350,7 @@ def overview_html(overview: Overview) -> str:
     for p in projects:
         body.append(
             f'        <tr data-name="{_e(p.name)}"><td><a href="{_e(project_href(p.name))}">{_e(p.name)}</a></td>'
-            f"<td>{_e(', '.join(p.versions))}</td><td>{p.files}</td><td>{human_size(p.size)}</td>"
+            f"<td>{_e(', '.join(p.versions))}</td><td>{p.files}</td>{_NOWRAP}{human_size(p.size)}</td>"
             f"<td>{_e(', '.join(p.targets))}</td><td>{_e(', '.join(p.sources))}</td></tr>"
         )
     data = [{"name": p.name, "versions": list(p.versions)} for p in projects]
@@ -421,7 +424,8 @@ def project_page_html(name: str, files: Sequence[PageFile], targets: Sequence[tu
         of_version[f.version].append(f)
     body = [
         f"    <h1>{_e(name)}</h1>",
-        f"    <p>{len(versions)} versions, {len(files)} files, {human_size(sum(f.size for f in files))}. "
+        f"    <p>{_count(len(versions), 'version')}, {_count(len(files), 'file')},"
+        f" {human_size(sum(f.size for f in files))}. "
         f"Install with <code>pip install {_e(name)}</code> once your client uses this mirror "
         f'(<a href="{up}{USE_PAGE}">how</a>); Simple API page: '
         f'<a href="{up}{SIMPLE}/{_e(quote(name))}/{HOME_PAGE}">{SIMPLE}/{_e(name)}/</a>.</p>',
@@ -462,12 +466,16 @@ def project_page_html(name: str, files: Sequence[PageFile], targets: Sequence[tu
     return _page(f"{name}: offline-mirror", body, up=up)
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def _anchor(filename: str) -> str:
     return "file-" + filename
 
 
 def _file_row(f: PageFile, tags: Sequence[str], up: str) -> str:
-    uploaded = _when(f.upload_time) if f.upload_time else ""
+    uploaded = f'<span title="{_e(_when(f.upload_time))}">{_e(f.upload_time[:10])}</span>' if f.upload_time else ""
     href = f"{up}files/{quote(f.project)}/{quote(f.filename)}"
     yanked = ""
     if f.yanked is not False:
@@ -483,9 +491,9 @@ def _file_row(f: PageFile, tags: Sequence[str], up: str) -> str:
         source = _e(f.index or "upstream")
     return (
         f'        <tr id="{_e(_anchor(f.filename))}"><td><a href="{_e(href)}">{_e(f.filename)}</a>{yanked}'
-        f'<br><code class="muted" title="sha256">{_e(f.sha256[:16])}…</code></td><td>{human_size(f.size)}</td>'
-        f"<td>{shown_tags}</td><td>{_e(f.requires_python or '')}</td><td>{_e(uploaded)}</td>"
-        f"<td>{source}</td><td>{_e(', '.join(f.targets)) or '—'}</td></tr>"
+        f'<br><code class="muted" title="sha256">{_e(f.sha256[:16])}…</code></td>{_NOWRAP}{human_size(f.size)}</td>'
+        f"<td>{shown_tags}</td><td>{_e(f.requires_python or '')}</td>{_NOWRAP}{uploaded}</td>"
+        f"<td>{source}</td><td>{'<br>'.join(_e(t) for t in f.targets) or '—'}</td></tr>"
     )
 
 

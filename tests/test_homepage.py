@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from mirror.bundle.export import ExportOptions
 from mirror.config import ClientConfig, render_files
 from mirror.errors import MirrorError
 from mirror.index import write_index
@@ -125,7 +126,7 @@ def test_project_page_escapes_every_field_and_links_the_file() -> None:
     assert "&gt;=3.9,&lt;4" in text and "yanked: broken &lt;b&gt;" in text and "idx&lt;i&gt;" in text
     assert '<a href="../files/a-b/a_b-1.0-py3-none-any.whl">a_b-1.0-py3-none-any.whl</a>' in text
     assert '<th title="desc &lt;b&gt;">t&lt;x&gt;</th><th title="o">other</th>' in text
-    assert '<span class="tag">py3-none-any</span>' in text and "2024-01-01 00:00 UTC" in text
+    assert '<span class="tag">py3-none-any</span>' in text and '<span title="2024-01-01 00:00 UTC">2024-01-01</span>' in text
     assert "<script" not in text  # a project page needs none
 
 
@@ -257,6 +258,21 @@ def test_imported_bundles_are_listed_newest_first(workspace: Workspace) -> None:
     assert first in text and second in text and text.index(first) < text.index(second)
 
 
+def test_a_bundle_import_lists_the_bundle_with_when_it_was_imported(synced: Path, tmp_path: Path) -> None:
+    bundle = Workspace.open(synced / "mirror.toml").export_bundle(tmp_path / "week1.tar.gz", ExportOptions(tool=False))
+    offline = Workspace.at(tmp_path / "offline")
+    result = offline.import_bundle(bundle.path)
+    wheelhouse = offline.layout.wheelhouse
+    text = (wheelhouse / "index.html").read_text()
+    [entry] = json.loads(offline.layout.imported_bundles.read_text())["bundles"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", entry["imported"])
+    imported = entry["imported"].replace("T", " ")[:16] + " UTC"
+    assert f"<tr><td>{imported}</td><td>week1.tar.gz</td><td><code>{result.manifest.id}</code></td>" in text
+    assert sorted(p.name for p in (wheelhouse / "projects").iterdir()) == sorted(
+        p.name for p in (synced / "wheelhouse" / "projects").iterdir()
+    )
+
+
 def test_index_url_option_writes_use_html_and_is_kept(cli: Cli, workspace: Workspace) -> None:
     spec = str(workspace.spec.path)
     use = workspace.layout.wheelhouse / "use.html"
@@ -311,7 +327,9 @@ def test_search_narrows_the_list_in_a_browser(synced: Path, tmp_path: Path) -> N
 def test_project_page_shows_every_target_in_a_browser(synced: Path, tmp_path: Path) -> None:
     manifest = Workspace.open(synced / "mirror.toml").manifest()
     with serving(synced / "wheelhouse") as server:
-        dom = chromium(f"{server.url}projects/om-native.html", tmp_path)
+        shot = f"--screenshot={tmp_path / 'project.png'}"
+        dom = chromium(f"{server.url}projects/om-native.html", tmp_path, "--window-size=1200,900", shot)
+    assert (tmp_path / "project.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     header = re.search(r'<table id="matrix">\s*<thead><tr>(.*?)</tr>', dom, re.DOTALL)
     assert header is not None
     assert re.findall(r"<th[^>]*>([^<]*)</th>", header.group(1)) == ["version", *(t.name for t in manifest.targets)]
