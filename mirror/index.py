@@ -319,11 +319,6 @@ def overview(
     )
 
 
-def home_html(manifest: Manifest, projects: Mapping[str, list[IndexedFile]]) -> str:
-    """``wheelhouse/index.html`` with no recorded history: what this mirror holds, for a person."""
-    return overview_html(overview(manifest, projects))
-
-
 def page_files(
     manifest: Manifest, files: Iterable[IndexedFile], targets_of: Mapping[str, Sequence[str]]
 ) -> list[PageFile]:
@@ -351,14 +346,15 @@ def page_files(
 
 
 def locked_versions(manifest: Manifest) -> dict[str, list[str]]:
-    """Each project of the lock (by its files' normalized names) and its versions over every target."""
+    """Each project of the lock (by its files' normalized names) and its versions over every target (in text order:
+    :meth:`LockChange.between` orders the few that changed as versions)."""
     versions: dict[str, set[str]] = defaultdict(set)
     files = manifest.files
     for entry in manifest.targets:
         for package in entry.packages:
             if package.files and package.files[0] in files:
                 versions[files[package.files[0]].project].add(package.version)
-    return {name: sorted(found, key=_version_key) for name, found in sorted(versions.items())}
+    return {name: sorted(found) for name, found in sorted(versions.items())}  # by text: Version() costs 30 ms here
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -411,27 +407,34 @@ def _remove_stale_temporaries(wheelhouse: Path) -> None:
         log.info("removed %d temporary files of an index run that did not finish", len(stale))
 
 
-def _home_key(manifest: Manifest, digests: Mapping[str, str], shown: Sequence[object]) -> str:
-    """What ``wheelhouse/index.html`` is made of: the projects' pages, which target uses which file, and ``shown``
-    (the counts, what changed, the bundles imported)."""
+def _content_key(manifest: Manifest, digests: Mapping[str, str]) -> str:
+    """What the pages for people are made of, but for the history and the counts: the projects' Simple pages, the
+    targets and which files each uses, the indexes and where each file came from. While it is unchanged, so are
+    every project's page for people and the lock's project versions."""
     targets = [[t.name, t.target.describe(), t.filenames()] for t in manifest.targets]
-    sources = sorted((name, file.index) for name, file in manifest.files.items() if file.index)
-    text = json.dumps([sorted(digests.items()), targets, sorted(manifest.indexes.items()), sources, shown])
+    sources = sorted(
+        (name, file.index, file.built_from) for name, file in manifest.files.items() if file.index or file.built_from
+    )
+    text = json.dumps([sorted(digests.items()), targets, sorted(manifest.indexes.items()), sources])
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _home_key(content_key: str, shown: Sequence[object]) -> str:
+    """What ``wheelhouse/index.html`` is made of: the content and ``shown`` (counts, what changed, bundles)."""
+    return hashlib.sha256(json.dumps([content_key, shown]).encode()).hexdigest()
 
 
 def _people_key(
     digest: str, files: Iterable[IndexedFile], manifest: Manifest, targets_of: Mapping[str, Sequence[str]], columns: str
 ) -> str:
     """What a project's page for people shows beyond its Simple pages (``digest``): each file's targets, index and
-    source sdist, and the mirror's targets (its columns)."""
-    rows = []
+    source sdist, and the mirror's targets (its columns). ``files`` in a fixed order (``collect`` sorts them)."""
+    entries = manifest.files
+    parts = [digest, columns]
     for f in files:
-        entry = manifest.files.get(f.filename)
-        where = (entry.index, entry.built_from) if entry is not None else (None, None)
-        rows.append((f.filename, targets_of.get(f.filename), where))
-    rows.sort()
-    return hashlib.sha256(repr((digest, columns, rows)).encode()).hexdigest()
+        entry = entries[f.filename]  # collect() lists files of the lock only
+        parts.append(f"{f.filename}\0{targets_of.get(f.filename)}\0{entry.index}\0{entry.built_from}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]  # 128 bits: a smaller state
 
 
 def _digest(files: Iterable[IndexedFile]) -> str:
@@ -504,25 +507,38 @@ def write_index(
             batch.write_text(simple / "index.json", root_json(projects))
             batch.write_text(simple / "index.html", root_html(projects))
         # the pages for people: one per project, when what it shows changed; the overview; use.html
-        targets_of = _targets_of(manifest)
-        columns = tuple((t.name, t.target.describe()) for t in manifest.targets)
-        columns_text = repr(columns)
-        people: dict[str, str] = {}
-        for name in sorted(projects):
-            key = _people_key(digests[name], projects[name], manifest, targets_of, columns_text)
-            people[name] = key
-            people_page = people_dir / f"{name}.html"
-            if known_people.get(name) == key and os.path.isfile(people_page):
-                continue
-            batch.write_text(
-                people_page, project_page_html(name, page_files(manifest, projects[name], targets_of), columns)
-            )
-        history = history.after(locked_versions(manifest), clock)
-        history_document = history.dumps()
-        if history_document != history_text:
-            batch.write_text(history_path, history_document)
+        content_key = _content_key(manifest, digests)
+        people_prefix = f"{people_dir}{os.sep}"  # str paths: pathlib costs as much as the stat
+        unchanged = state.get("content") == content_key and set(known_people) == set(projects)
+        targets_of: dict[str, list[str]] | None = None
+        if unchanged:  # nothing a project's page shows changed: only a missing page is written again
+            people = {name: str(key) for name, key in known_people.items()}
+            stale = [name for name in sorted(projects) if not os.path.isfile(f"{people_prefix}{name}.html")]
+        else:
+            targets_of = _targets_of(manifest)
+            columns_text = repr(tuple((t.name, t.target.describe()) for t in manifest.targets))
+            people = {
+                name: _people_key(digests[name], projects[name], manifest, targets_of, columns_text)
+                for name in sorted(projects)
+            }
+            stale = [
+                name
+                for name in sorted(projects)
+                if known_people.get(name) != people[name] or not os.path.isfile(f"{people_prefix}{name}.html")
+            ]
+        if not unchanged or history.lock is None:  # the lock's project versions follow from the content
+            history = history.after(locked_versions(manifest), clock)
+            history_document = history.dumps()
+            if history_document != history_text:
+                batch.write_text(history_path, history_document)
+        if stale:
+            targets_of = targets_of if targets_of is not None else _targets_of(manifest)
+            columns = tuple((t.name, t.target.describe()) for t in manifest.targets)
+            for name in stale:
+                shown_files = page_files(manifest, projects[name], targets_of)
+                batch.write_text(people_dir / f"{name}.html", project_page_html(name, shown_files, columns))
         shown = [len(skipped), [c.to_dict() for c in history.changes], [repr(b) for b in bundles]]
-        home_key = _home_key(manifest, digests, shown)
+        home_key = _home_key(content_key, shown)
         if state.get("home") != home_key or not (wheelhouse / HOME_PAGE).is_file():
             summary = overview(
                 manifest,
@@ -541,6 +557,7 @@ def write_index(
             "projects": digests,
             "home": home_key,
             "metadata": metadata.seen,
+            "content": content_key,
             "people": people,
             "use": use_key,
             **({"url": url} if url is not None else {}),

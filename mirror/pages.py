@@ -181,9 +181,9 @@ class LockChange:
         """The change from one lock's project versions to another's; None when they are the same."""
         rows = []
         for name in sorted(set(before) | set(after)):
-            old, new = tuple(before.get(name, ())), tuple(after.get(name, ()))
-            if old != new:
-                rows.append((name, old, new))
+            old, new = before.get(name, ()), after.get(name, ())
+            if set(old) != set(new):
+                rows.append((name, tuple(sorted(old, key=_version_key)), tuple(sorted(new, key=_version_key))))
         return cls(at=at, projects=tuple(rows)) if rows else None
 
 
@@ -511,6 +511,8 @@ def check_url(url: str) -> str:
             f"--url: {config.public_url!r} with a user name or password: the pages are for everyone; give the URL"
             " without credentials (clients that need them: mirror config --url)"
         )
+    if config.files_root is None:  # the tree's Simple API root is always <root>/simple/
+        raise PageError(f"--url: {url!r} is not the tree's Simple API root: give the URL ending in /{SIMPLE}/")
     return url
 
 

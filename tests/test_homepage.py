@@ -174,6 +174,8 @@ def test_use_page_without_url_has_a_placeholder_and_variants_for_the_script() ->
          " config --url)"),
         ("ftp://pypi.internal/simple/", "--url: 'ftp://pypi.internal/simple/' is not an http:// or https:// URL"),
         ("http://host/<simple>/", "--url: 'http://host/<simple>/' contains '<'; percent-encode it or choose another"),
+        ("http://pypi.internal:3141/", "--url: 'http://pypi.internal:3141/' is not the tree's Simple API root: give"
+         " the URL ending in /simple/"),
     ],
 )  # fmt: skip
 def test_a_bad_url_is_refused_before_anything_is_written(workspace: Workspace, url: str, message: str) -> None:
@@ -321,6 +323,14 @@ def test_search_narrows_the_list_in_a_browser(synced: Path, tmp_path: Path) -> N
         narrower = Rows(chromium(f"{server.url}index.html?q=om_n", tmp_path)).rows
         assert [name for name, hidden in narrower.items() if not hidden] == ["om-native"]  # om_n normalized
     assert (tmp_path / "page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@needs_chromium
+def test_search_works_from_a_file_url(synced: Path, tmp_path: Path) -> None:
+    dom = chromium((synced / "wheelhouse" / "index.html").as_uri() + "?q=Om-D", tmp_path)
+    assert [name for name, hidden in Rows(dom).rows.items() if not hidden] == ["om-dep", "om-dynamic"]
+    use = chromium((synced / "wheelhouse" / "use.html").as_uri(), tmp_path)
+    assert f'<code id="mirror-url">{PLACEHOLDER_URLS["http"]}</code>' in use  # nothing to name: the placeholder
 
 
 @needs_chromium
