@@ -203,6 +203,10 @@ def test_pages_are_not_rewritten_when_nothing_changed(workspace: Workspace) -> N
     workspace.index()
     assert _stamps(wheelhouse) == before
     assert (wheelhouse / ".changes.json").read_bytes() == history
+    (wheelhouse / "projects" / "om-dep.html").unlink()  # a page gone: written again, alone
+    workspace.index()
+    after = _stamps(wheelhouse)
+    assert sorted(page for page in before if after[page] != before[page]) == ["projects/om-dep.html"]
 
 
 def test_only_the_changed_project_page_is_rewritten(workspace: Workspace) -> None:
