@@ -15,9 +15,10 @@ or https; from ``file://`` the placeholder stays, and the page says so). A URL w
 pages are for everyone. Everything a page shows is HTML-escaped; the JSON a script reads is embedded with ``<``,
 ``>`` and ``&`` escaped, so no name can end the ``<script>`` element.
 
-Checked first: no maintained library renders a browsable page of a PEP 503 tree (``simple503``, ``dumb-pypi``
-and ``pypiserver`` write or serve the Simple API's link lists, or a Jinja-templated package list needing their
-own models), so the pages are written here with :mod:`html` escaping.
+Checked first: ``dumb-pypi`` generates a browsable static site (a package list, a page per package) but is a
+whole index generator of its own, fed its own package list and Jinja templates, knowing nothing of targets, of the
+index a file came from, of wheels built here or of client configuration; ``simple503`` and ``pypiserver`` write or
+serve the Simple API's link lists only. So the pages are rendered here, with :mod:`html` escaping.
 """
 
 from __future__ import annotations
