@@ -35,7 +35,7 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from mirror import _atomic
+from mirror import __version__, _atomic
 from mirror._verified import verified_stats
 from mirror.errors import MirrorError
 from mirror.layout import CHANGES, HOME_PAGE, USE_PAGE, files_dir, project_pages_dir, simple_dir
@@ -415,7 +415,7 @@ def _content_key(manifest: Manifest, digests: Mapping[str, str]) -> str:
     sources = sorted(
         (name, file.index, file.built_from) for name, file in manifest.files.items() if file.index or file.built_from
     )
-    text = json.dumps([sorted(digests.items()), targets, sorted(manifest.indexes.items()), sources])
+    text = json.dumps([__version__, sorted(digests.items()), targets, sorted(manifest.indexes.items()), sources])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -516,7 +516,8 @@ def write_index(
             stale = [name for name in sorted(projects) if not os.path.isfile(f"{people_prefix}{name}.html")]
         else:
             targets_of = _targets_of(manifest)
-            columns_text = repr(tuple((t.name, t.target.describe()) for t in manifest.targets))
+            # the version: another release may render the pages differently
+            columns_text = repr((__version__, tuple((t.name, t.target.describe()) for t in manifest.targets)))
             people = {
                 name: _people_key(digests[name], projects[name], manifest, targets_of, columns_text)
                 for name in sorted(projects)
@@ -549,7 +550,7 @@ def write_index(
                 targets_of=targets_of,
             )
             batch.write_text(wheelhouse / HOME_PAGE, overview_html(summary))
-        use_key = hashlib.sha256(repr(("use", url)).encode()).hexdigest()
+        use_key = hashlib.sha256(repr(("use", __version__, url)).encode()).hexdigest()
         if state.get("use") != use_key or not (wheelhouse / USE_PAGE).is_file():
             batch.write_text(wheelhouse / USE_PAGE, use_html(url))
         document = {
