@@ -17,6 +17,9 @@ FILES = "files"
 SIMPLE = "simple"
 HOME_PAGE = "index.html"
 ADVISORIES = "advisories/osv-pypi.zip"  # beside mirror.toml; also its path in a bundle
+USE_PAGE = "use.html"  # the page for people: how to point each client at this mirror
+PROJECT_PAGES = "projects"  # the pages for people, one per project: projects/<normalized name>.html
+CHANGES = ".changes.json"  # what each index run found changed in the lock (the overview's "what changed")
 
 
 def files_dir(wheelhouse: Path) -> Path:
@@ -27,6 +30,11 @@ def files_dir(wheelhouse: Path) -> Path:
 def simple_dir(wheelhouse: Path) -> Path:
     """The static Simple Repository index of a served tree."""
     return wheelhouse / SIMPLE
+
+
+def project_pages_dir(wheelhouse: Path) -> Path:
+    """The pages for people about each project of a served tree: ``<wheelhouse>/projects/<project>.html``."""
+    return wheelhouse / PROJECT_PAGES
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

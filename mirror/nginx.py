@@ -16,7 +16,8 @@ drop-in for ``/etc/nginx/conf.d/`` out — the ``map`` blocks (which must live a
 * ``/files/<project>/<file>`` serves wheels, sdists and PEP 658 ``.metadata`` with explicit MIME types and
   a year-long ``immutable`` cache lifetime (a file name never changes content: it is locked by sha256);
   index pages are cached for five minutes, so a new ``mirror sync`` shows within that time.
-* Only ``/``, ``/index.html``, ``/simple/…`` and ``/files/<project>/<file>`` exist; everything else — dotfiles
+* Only ``/``, ``/index.html``, ``/use.html``, ``/projects/<project>.html`` (the pages for people, normalized names),
+  ``/simple/…`` and ``/files/<project>/<file>`` exist; everything else — dotfiles
   (``.state.json``, ``.verified.json``, ``.*.part``, ``.cache/``), ``built-wheels.json``,
   ``compile-report.json``, directory listings — is 404. Methods other than GET and HEAD are 405.
 
@@ -116,7 +117,8 @@ def render_nginx_config(root: Path, *, listen: str, server_name: str) -> str:
 #
 #   /simple/, /simple/<project>/  index.json (PEP 691) or index.html (PEP 503), chosen by Accept or ?format=
 #   /files/<project>/<file>       wheels, sdists, PEP 658 .metadata; cached for a year (immutable)
-#   /, /index.html                the page for people
+#   /, /index.html, /use.html     the pages for people: the overview, "use this mirror"
+#   /projects/<project>.html      a project's page for people
 # Everything else (dotfiles, internal JSON files, directory listings) is 404; methods other than GET/HEAD, 405.
 # Project names are redirected to their normalized form for -_. runs only: nginx cannot lowercase.
 
@@ -177,6 +179,10 @@ server {{
         add_header Cache-Control "{PAGE_CACHE}";
     }}
 
+    location = /use.html {{
+        add_header Cache-Control "{PAGE_CACHE}";
+    }}
+
     location = /simple {{
         return 301 /simple/$is_args$args;
     }}
@@ -186,6 +192,12 @@ server {{
     # Dotfiles anywhere: .state.json, .verified.json, .<file>.part, .cache/
     location ~ "(^|/)\\." {{
         return 404;
+    }}
+
+    # A project's page for people (normalized names: lowercase letters, digits, single hyphens).
+    location ~ "^/projects/[a-z0-9]+(-[a-z0-9]+)*\\.html$" {{
+        try_files $uri =404;
+        add_header Cache-Control "{PAGE_CACHE}";
     }}
 
     # The pages themselves, by name (no negotiation).

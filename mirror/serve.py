@@ -3,6 +3,8 @@
 What it serves (an allow-list; everything else, and every dotfile, is a 404)::
 
     /                           wheelhouse/index.html (the page for people)
+    /use.html                   "use this mirror" (a page for people)
+    /projects/<project>.html    a project's page for people (normalized names only)
     /simple/                    PEP 503 / PEP 691 root, negotiated (Accept with q-values, or ?format=)
     /simple/<project>/          the project page, negotiated; non-normalized names get a 301
     /simple/[<project>/]index.{html,json}   the static files themselves
@@ -203,6 +205,12 @@ _BAD_REQUEST = Route(kind="bad-request")
 _PAGES = {"index.html": TEXT_HTML, "index.json": JSON_V1}
 
 
+def _is_project_page(page: str) -> bool:
+    """``<normalized project name>.html``."""
+    name = page.removesuffix(".html")
+    return name != page and bool(_NAME.match(name)) and normalize(name) == name
+
+
 def route(target: str) -> Route:
     """Map a raw request target (origin-form or absolute-form, still percent-encoded) to a :class:`Route`.
 
@@ -235,6 +243,10 @@ def route(target: str) -> Route:
     match segments:
         case [""] | ["index.html"]:
             return Route(kind="page", relpath="index.html", media_type=TEXT_HTML)
+        case ["use.html"]:
+            return Route(kind="page", relpath="use.html", media_type=TEXT_HTML)
+        case ["projects", page] if _is_project_page(page):
+            return Route(kind="page", relpath=f"projects/{page}", media_type=TEXT_HTML)
         case ["simple"]:
             return Route(kind="redirect", location="/simple/" + suffix)
         case ["simple", ""]:

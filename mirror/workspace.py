@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # each stage imports what it runs: `mirror index` starts with
     from mirror.fetch import CheckResult, FetchResult
     from mirror.index import IndexResult
     from mirror.lock import LockOptions, LockResult
+    from mirror.pages import BundleImport
     from mirror.sbom import SbomResult
     from mirror.sources.poetrylock import PoetryRelocation
     from mirror.sources.uvlock import Relocation
@@ -331,11 +332,27 @@ class Workspace:
         _atomic.write_text(self.layout.compile_report, json.dumps(report, indent=2) + "\n")
         return report
 
-    def index(self, manifest: Manifest | None = None) -> IndexResult:
-        """Write the static index (PEP 503 + 691, PEP 658 metadata) of every verified file of the lock."""
+    def index(self, manifest: Manifest | None = None, *, url: str | None = None) -> IndexResult:
+        """Write the static index (PEP 503 + 691, PEP 658 metadata) of every verified file of the lock, and the pages
+        for people. ``url``: the mirror's Simple API root that ``use.html`` names (kept for later runs)."""
         from mirror.index import write_index
 
-        return write_index(manifest if manifest is not None else self.manifest(), self.layout.wheelhouse)
+        return write_index(
+            manifest if manifest is not None else self.manifest(),
+            self.layout.wheelhouse,
+            url=url,
+            bundles=self.imported_bundles(),
+        )
+
+    def imported_bundles(self) -> tuple[BundleImport, ...]:
+        """The bundles imported here, in order (none unless one was: the bundle modules are not loaded then)."""
+        from mirror.pages import BundleImport
+
+        if not self.layout.imported_bundles.is_file():
+            return ()
+        from mirror.bundle.importing import ImportedRecord
+
+        return tuple(BundleImport.from_entry(e) for e in ImportedRecord.load(self.layout.imported_bundles).entries)
 
     def sync(self, lock: LockOptions | None = None, fetch: FetchOptions | None = None) -> SyncResult:
         """``lock``, ``fetch``, ``index``: from mirror.toml to a verified, servable wheelhouse."""
@@ -401,11 +418,14 @@ class Workspace:
         mirror.toml's ``trust``): an allowed_signers file the bundle must be signed by."""
         from mirror.bundle.importing import import_bundle
 
+        indexed: list[Manifest] = []
+
         def index(manifest: Manifest) -> tuple[int, int]:
             result = self.index(manifest)
+            indexed.append(manifest)
             return result.projects, result.files
 
-        return import_bundle(
+        result = import_bundle(
             bundle,
             self.layout,
             spec_is_generated=self.spec_is_generated(),
@@ -414,6 +434,11 @@ class Workspace:
             pinned_trust=self.spec.trust,
             progress=self.progress,
         )
+        if indexed and not result.already_imported:
+            # the record of imported bundles is saved after the import's index: the overview lists this bundle now
+            # (only index.html changes: every other page is as the import's index wrote it)
+            self.index(indexed[-1])
+        return result
 
     def audit(
         self, osv: Path | None = None, targets: Sequence[str] = (), *, now: datetime | None = None

@@ -116,6 +116,9 @@ def test_a_killed_run_leaves_temporaries_the_next_run_removes(synced: Path) -> N
         wheelhouse / "simple" / "om-dep" / ".index.json.a1b2c3.part",
         wheelhouse / "simple" / "..state.json.d4e5f6.part",
         wheelhouse / ".index.html.g7h8i9.part",
+        wheelhouse / ".use.html.j1k2l3.part",
+        wheelhouse / "..changes.json.m4n5o6.part",
+        wheelhouse / "projects" / ".om-dep.html.p7q8r9.part",
     ]
     for path in left:
         path.write_bytes(b"half")
@@ -123,7 +126,11 @@ def test_a_killed_run_leaves_temporaries_the_next_run_removes(synced: Path) -> N
     assert result.skipped == ()
     assert [p for p in left if p.exists()] == []
     assert not (wheelhouse / "simple" / ".writing").exists()
-    assert sorted(p.name for p in wheelhouse.rglob(".*") if p.is_file()) == [".state.json", ".verified.json"]
+    assert sorted(p.name for p in wheelhouse.rglob(".*") if p.is_file()) == [
+        ".changes.json",
+        ".state.json",
+        ".verified.json",
+    ]
 
 
 def test_metadata_hashes_are_remembered_and_a_changed_file_is_read_again(synced: Path) -> None:

@@ -306,6 +306,9 @@ def test_content_negotiation(nginx: Nginx, page: str, accept: str | None, query:
     [
         ("/", 200, HTML, "public, max-age=300"),
         ("/index.html", 200, HTML, "public, max-age=300"),
+        ("/use.html", 200, HTML, "public, max-age=300"),
+        ("/projects/om-pure.html", 200, HTML, "public, max-age=300"),
+        ("/projects/om-sdistonly.html", 200, HTML, "public, max-age=300"),
         ("/simple/om-pure/index.json", 200, JSON, "public, max-age=300"),
         ("/simple/om-pure/index.html", 200, HTML, "public, max-age=300"),
         ("/files/om-pure/om_pure-2.0-py3-none-any.whl", 200, "application/octet-stream", "public, max-age=31536000, immutable"),
@@ -358,6 +361,11 @@ def test_redirects_to_the_normalized_page(nginx: Nginx, path: str, location: str
         "/simple/no-such-project/",
         "/lockfiles/",
         "/.cache/",
+        "/.changes.json",
+        "/projects/",
+        "/projects/om_pure.html",  # only normalized names
+        "/projects/om-pure",
+        "/projects/no-such-project.html",
     ],
 )
 def test_internal_and_missing_paths_are_404(nginx: Nginx, path: str) -> None:
@@ -370,6 +378,7 @@ def test_internal_files_exist_but_are_hidden(nginx: Nginx) -> None:
     assert (nginx.wheelhouse / "simple" / ".state.json").is_file()
     assert (nginx.wheelhouse / "files" / ".verified.json").is_file()
     assert (nginx.wheelhouse / "compile-report.json").is_file()
+    assert (nginx.wheelhouse / ".changes.json").is_file()
 
 
 @needs_nginx

@@ -336,8 +336,10 @@ def test_the_page_for_people_says_which_index_each_project_came_from(
     Workspace.open(tmp_path / "mirror.toml").sync()
     home = (tmp_path / "wheelhouse" / "index.html").read_text()
     assert f"<li><code>internal</code>: {internal.url}</li>" in home
-    assert '<a href="simple/acme-auth/">acme-auth</a></td><td>1.0</td><td>1</td>' in home
+    assert '<a href="projects/acme-auth.html">acme-auth</a></td><td>1.0</td><td>1</td>' in home
     assert "<td>internal</td>" in home and "<td>upstream</td>" in home
+    project = (tmp_path / "wheelhouse" / "projects" / "acme-auth.html").read_text()
+    assert project.count("<td>internal</td>") == 1  # its one file, from the internal index
 
 
 @needs_namespace

@@ -52,6 +52,7 @@ def workspace(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> P
     (files / "om-big").mkdir()
     (files / "om-big" / "om_big-1.0-py3-none-any.whl").write_bytes(bytes(range(256)) * (BIG_SIZE // 256) + b"x" * 7)
     (files / "om-big" / "om_big-1.0.tar.gz").write_bytes(b"\x1f\x8b not really gzip")
+    (root / "wheelhouse" / "projects" / "om-evil.html").symlink_to(outside / "secret.txt")
     return root
 
 
@@ -230,6 +231,13 @@ def test_negotiated_pages_are_the_files_of_the_tree(server: Server, workspace: P
     assert "vary" not in static_headers  # one URL, one representation
     assert get(server, "/simple/om-pure/", Accept=JSON_V1)[1]["vary"] == "Accept"
     assert get(server, "/")[2] == (workspace / "wheelhouse" / "index.html").read_bytes()
+
+
+@pytest.mark.parametrize("page", ["use.html", "projects/om-pure.html", "projects/om-native.html"])
+def test_pages_for_people_are_the_files_of_the_tree(server: Server, workspace: Path, page: str) -> None:
+    status, headers, body = get(server, "/" + page)
+    assert (status, headers["content-type"]) == (200, "text/html; charset=utf-8")
+    assert body == (workspace / "wheelhouse" / page).read_bytes()
 
 
 @pytest.mark.parametrize(
@@ -421,6 +429,11 @@ def test_a_rewritten_page_is_served_at_once(server: Server, workspace: Path) -> 
         ("/built-wheels.json", 404),
         ("/compile-report.json", 404),
         ("/files/om-pure/%ff.whl", 400),
+        ("/projects/om-evil.html", 404),
+        ("/projects/..%2f..%2foutside%2fsecret.txt", 404),
+        ("/projects/../../outside/secret.txt", 404),
+        ("/.changes.json", 404),
+        ("/projects/.om-pure.html.a1b2c3.part", 404),
     ],
 )
 def test_no_path_leaves_the_tree(server: Server, target: str, status: int) -> None:
@@ -446,6 +459,16 @@ def test_no_path_leaves_the_tree(server: Server, target: str, status: int) -> No
         ("/files/om-pure/a.whl?x=1#frag", "file"),
         ("/simple/a%0d%0aLocation:x/", "not-found"),
         ("*", "bad-request"),
+        ("/use.html", "page"),
+        ("/projects/om-pure.html", "page"),
+        ("/projects/om-pure.html?q=x", "page"),
+        ("/projects/OM-pure.html", "not-found"),
+        ("/projects/om_pure.html", "not-found"),
+        ("/projects/om-pure", "not-found"),
+        ("/projects/", "not-found"),
+        ("/projects/.html", "not-found"),
+        ("/projects/om-pure.html/", "not-found"),
+        ("/projects/x/om-pure.html", "not-found"),
     ],
 )
 def test_route_table(target: str, kind: str) -> None:

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 from mirror import _atomic
@@ -57,7 +58,14 @@ class ImportedRecord:
         return {str(entry["id"]) for entry in self.entries}
 
     def with_bundle(self, manifest: BundleManifest, name: str) -> ImportedRecord:
-        entry = {"id": manifest.id, "base": manifest.base, "created": manifest.created, "file": name}
+        imported = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        entry = {
+            "id": manifest.id,
+            "base": manifest.base,
+            "created": manifest.created,
+            "file": name,
+            "imported": imported,
+        }
         return replace(self, entries=(*self.entries, entry))
 
     def save(self) -> None:

@@ -204,10 +204,18 @@ def _print_index(result: IndexResult, simple: Path) -> None:
 
 @main.command()
 @spec_option
-def index(spec_path: Path) -> None:
-    """Write wheelhouse/simple: a static PEP 503 + PEP 691 index (with PEP 658 metadata) of the fetched files."""
+@click.option(
+    "--url",
+    default=None,
+    metavar="URL",
+    help="The mirror's Simple API root (e.g. http://pypi.internal:3141/simple/) for the page use.html; kept for"
+    " later runs. Default: the address the page is loaded from.",
+)
+def index(spec_path: Path, url: str | None) -> None:
+    """Write wheelhouse/simple: a static PEP 503 + PEP 691 index (with PEP 658 metadata) of the fetched files, and
+    the pages for people (index.html with search, projects/<project>.html, use.html)."""
     workspace = open_workspace(spec_path, Reporter())
-    _print_index(workspace.index(), workspace.layout.simple)
+    _print_index(workspace.index(url=url), workspace.layout.simple)
 
 
 @main.command()
