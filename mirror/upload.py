@@ -39,6 +39,7 @@ from packaging.utils import canonicalize_name
 from mirror._http import DEFAULT_TIMEOUT, request_error_reason
 from mirror._verified import verified_files
 from mirror.credentials import Credentials, IndexAuth
+from mirror.devpi import upload_version
 from mirror.errors import MirrorError
 from mirror.indexes import Index
 from mirror.manifest import FileEntry, Manifest
@@ -119,7 +120,7 @@ def form_fields(path: Path, file: FileEntry) -> tuple[list[tuple[str, Any]], boo
     fields = [
         ("metadata_version", "1.0"),
         ("name", file.project),
-        ("version", _written_version(file)),
+        ("version", upload_version(file.filename)),  # as the filename writes it
         ("filetype", "bdist_wheel" if wheel else "sdist"),
         ("pyversion", file.filename.split("-")[-3] if wheel else "source"),  # the wheel's python tag
         ("sha256_digest", file.sha256),
@@ -127,14 +128,6 @@ def form_fields(path: Path, file: FileEntry) -> tuple[list[tuple[str, Any]], boo
     if file.requires_python:
         fields.append(("requires_python", file.requires_python))
     return fields, True
-
-
-def _written_version(file: FileEntry) -> str:
-    """The version as the filename writes it (servers check that it occurs there)."""
-    if file.kind == "wheel":
-        return file.filename.split("-")[1]
-    stem = file.filename.removesuffix(".tar.gz").removesuffix(".zip")
-    return stem.rpartition("-")[2]
 
 
 class Repository:

@@ -233,3 +233,24 @@ def test_only_the_named_targets_files(pypiserver: PypiServer, synced: Path, mani
     with pytest.raises(InvalidManifest, match=r"no target named 'no-such-target'; known: "):
         Workspace.open(synced / "mirror.toml").publish_upload(pypiserver.url, targets=["no-such-target"])
     assert pypiserver.files() == {}
+
+
+def test_metadata_twine_refuses_goes_as_the_minimal_fields(tmp_path: Path) -> None:
+    from mirror.manifest import FileEntry
+    from mirror.upload import form_fields
+    from tests.om_backend import om_backend
+
+    good = om_backend.core_metadata("om-old", "1.0", requires_python=">=3.6")
+    name = om_backend.write_wheel(str(tmp_path), "om-old", "1.0", {}, good.replace("\n\n", "\nNot-A-Field: x\n\n", 1))
+    digest = hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+    entry = FileEntry(filename=name, project="om-old", version="1.0", kind="wheel", url=None, sha256=digest,
+                      requires_python=">=3.6")  # fmt: skip
+    fields, minimal = form_fields(tmp_path / name, entry)
+    assert minimal
+    assert fields == [("metadata_version", "1.0"), ("name", "om-old"), ("version", "1.0"),
+                      ("filetype", "bdist_wheel"), ("pyversion", "py3"), ("sha256_digest", digest),
+                      ("requires_python", ">=3.6")]  # fmt: skip
+    (tmp_path / "ok").mkdir()
+    good_name = om_backend.write_wheel(str(tmp_path / "ok"), "om-new", "2.0", {}, good.replace("om-old", "om-new"))
+    fields, minimal = form_fields(tmp_path / "ok" / good_name, entry)
+    assert not minimal and ("name", "om-new") in fields and ("requires_python", ">=3.6") in fields
