@@ -176,12 +176,13 @@ class Repository:
             return "(no credentials sent: set MIRROR_UPLOAD_USERNAME and MIRROR_UPLOAD_PASSWORD, or TWINE_*)"
         return f"(the credentials from {self.credentials.source} were refused)"
 
-    def served(self, project: str) -> dict[str, str]:
-        """filename -> sha256 of what the repository serves for ``project``: from its page, or (a page that gives
-        no hash) by reading the file."""
-        assert self._pages is not None, "open() first"
+    def served(self, project: str, pages: SimpleClient | None = None) -> dict[str, str]:
+        """filename -> sha256 of what the repository serves for ``project`` (read with ``pages``, default the
+        run's cached client): from its page, or (a page that gives no hash) by reading the file."""
+        pages = pages or self._pages
+        assert pages is not None, "open() first"
         try:
-            page: ProjectPage = self._pages.project(project)
+            page: ProjectPage = pages.project(project)
         except UnknownProject:
             return {}
         except UpstreamError as exc:
@@ -203,8 +204,8 @@ class Repository:
     def fresh_sha256(self, file: FileEntry) -> str | None:
         """What the repository serves under ``file``'s name now, read again (an "exists" answer); None: not there."""
         assert self._pages is not None, "open() first"
-        self._pages = SimpleClient(self._pages.index, self.session)  # its cache holds the page read before
-        return self.served(file.project).get(file.filename)
+        uncached = SimpleClient(self._pages.index, self.session)  # the run's client holds the page read before
+        return self.served(file.project, uncached).get(file.filename)
 
     def upload(self, file: FileEntry, path: Path) -> FileOutcome:
         from requests_toolbelt import MultipartEncoder  # type: ignore[import-untyped]
